@@ -10,6 +10,11 @@ the preset under), ``env_kwargs`` (passed to ``gymnasium.make``), ``[nonstationa
 and when; see :mod:`rl_plasticity.nonstationary`).
 
 Agent spec keys: see :data:`AGENT_KEYS` and ``agents/README.md``.
+
+Either kind may start from another spec: ``base = "ppo"`` (a name, or a path relative to the
+file) takes every key of that spec, and the file's own keys are laid over it (tables merge key by
+key; see :func:`merge_tables`). The spec keeps its own name, and config.json records the merged
+result.
 """
 
 from __future__ import annotations
@@ -317,9 +322,45 @@ class AgentSpec:
         return data
 
 
-def _load(kind: str, name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
+def merge_tables(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, table by table.
+
+    A key of ``override`` replaces the base's value, except that tables merge key by key. A
+    table with a ``name`` (``[optimizer]``, ``[method]``) that names something else is replaced
+    whole: the base's settings belong to the base's method.
+    """
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            renamed = "name" in value and value["name"] != old.get("name")
+            merged[key] = value if renamed else merge_tables(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _load(
+    kind: str, name_or_path: str | Path, seen: tuple[Path, ...] = ()
+) -> tuple[Path, dict[str, Any]]:
+    """The spec's file and its table, with its ``base`` spec (if any) merged under it."""
     path = find_spec(kind, name_or_path)
-    return path, _read_toml(path)
+    data = _read_toml(path)
+    if "base" not in data:
+        return path, data
+    base = given = data.pop("base")
+    try:
+        if not isinstance(base, str):
+            raise ConfigError("base", base, "a spec name or a .toml path (relative to this file)")
+        if (base.endswith(".toml") or "/" in base) and not Path(base).is_absolute():
+            base = str(path.parent / base)
+        base_path = find_spec(kind, base)
+        if base_path.resolve() in (*seen, path.resolve()):
+            raise ConfigError("base", given, "a spec that does not lead back here")
+    except ConfigError as e:
+        raise e.with_file(str(path)) from None
+    _, base_data = _load(kind, base_path, (*seen, path.resolve()))
+    return path, merge_tables(base_data, data)
 
 
 def load_env_spec(name_or_path: str | Path) -> EnvSpec:
