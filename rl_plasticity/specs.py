@@ -360,6 +360,7 @@ def _load(
     except ConfigError as e:
         raise e.with_file(str(path)) from None
     _, base_data = _load(kind, base_path, (*seen, path.resolve()))
+    base_data.pop("gym_id", None)  # the id under which the base is registered is the base's
     return path, merge_tables(base_data, data)
 
 

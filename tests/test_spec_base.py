@@ -50,6 +50,7 @@ def test_env_variant(tmp_path):
     )
     spec = load_env_spec(path)
     assert spec.env_id == "HalfCheetah-v5"
+    assert spec.gym_id is None, "the base's registered id is not the variant's"
     assert [d.parameter for d in spec.nonstationary.drifts] == ["gravity"], "arrays replace"
 
 
