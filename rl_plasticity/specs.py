@@ -13,8 +13,8 @@ Agent spec keys: see :data:`AGENT_KEYS` and ``agents/README.md``.
 
 Either kind may start from another spec: ``base = "ppo"`` (a name, or a path relative to the
 file) takes every key of that spec, and the file's own keys are laid over it (tables merge key by
-key; see :func:`merge_tables`). The spec keeps its own name, and config.json records the merged
-result.
+key; see :func:`merge_tables`). The spec keeps its own name (and not its base's ``gym_id``), and
+config.json records the merged result.
 """
 
 from __future__ import annotations
