@@ -13,8 +13,18 @@ BENCHES = (
     ["bench.bench_threads"],
     ["bench.bench_methods", "--steps", "20480", "--repeats", "3"],
     ["bench.bench_metrics", "--repeats", "5"],
+    [
+        "bench.bench_agents",
+        "--steps",
+        "20480",
+        "--repeats",
+        "3",
+        "--out",
+        "bench/results/agents.md",
+    ],
     ["bench.bench_regression"],
-    ["bench.study"],
+    ["bench.lr_pilot"],
+    ["bench.study", "--steps", "800000", "--seeds", "0-2", "--group", "study-800k"],
 )
 
 

@@ -4,7 +4,7 @@ Runs ``rlp sweep`` then ``rlp report`` and copies the report and its figures int
 ``bench/results/<group>/`` (small PNGs that BENCHMARKS.md and the README show). Resumable: run it
 again after an interruption and only the missing runs are trained.
 
-    .venv/bin/python -m bench.study [--steps 500000] [--seeds 0-2] [--jobs 2]
+    .venv/bin/python -m bench.study [--steps 800000] [--seeds 0-2] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", default=ENV)
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--seeds", default="0-2")
-    parser.add_argument("--steps", type=int, default=500_000)
+    parser.add_argument("--steps", type=int, default=800_000)
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--root", type=Path, default=Path("runs"))
     parser.add_argument("--group", default="study")
