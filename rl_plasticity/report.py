@@ -3,6 +3,8 @@
 ``write_report(run_root)`` reads every run directory below ``run_root`` (any folder holding a
 ``config.json``, laid out as ``experiment.py`` writes it) and writes, per environment:
 
+- a summary row: return per phase relative to the reset agent, and weight magnitude, dead units
+  and effective rank over time (hidden layers averaged), one line per agent;
 - the episodic return against steps, mean over seeds with a 95% bootstrap band, physics changes
   marked;
 - a table per agent of the return at the end of each phase (interquartile mean over seeds with a
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 #: Fraction of a phase's episodes (its last ones) whose returns stand for "the end of the phase".
@@ -433,6 +436,109 @@ def plot_metrics(env: str, runs: list[Run], path: Path) -> bool:
     return True
 
 
+#: The summary figure's metric panels: (title, the metric's name, the last part of its columns).
+SUMMARY_METRICS = (
+    ("weight mean |w|", "weight_mean_abs"),
+    ("dead units", "dead"),
+    ("effective rank", "effective_rank"),
+)
+
+
+def layer_mean_curves(runs: list[Run], metric: str, edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Per agent, one metric averaged over every layer that reports it, then over seeds.
+
+    :param runs: runs of one environment
+    :param metric: the last part of a ``plasticity/<net>/<layer>/<metric>`` column
+    :param edges: the step grid's bin edges (see :func:`binned_on_grid`)
+    :return: agent -> curve on the grid (agents without that metric are left out)
+    """
+    curves: dict[str, np.ndarray] = {}
+    for agent, agent_runs in _by(runs, "agent").items():
+        per_seed = []
+        for run in agent_runs:
+            columns = [c for c in run.metrics if c.startswith("plasticity/") and c.count("/") >= 3]
+            columns = [c for c in columns if c.rsplit("/", 1)[1] == metric]
+            if not columns or "timestep" not in run.metrics:
+                continue
+            mean = _nan_mean_over_rows(np.vstack([run.metrics[c] for c in columns]))
+            per_seed.append(binned_on_grid(run.metrics["timestep"], mean, edges))
+        if per_seed:
+            curves[agent] = _nan_mean_over_rows(np.array(per_seed))
+    return curves
+
+
+def plot_summary(env: str, runs: list[Run], path: Path) -> None:
+    """One row for the whole comparison: return per phase, weight magnitude, dead units and
+    effective rank over time, one line per agent.
+
+    The first panel is each agent's end-of-phase return minus the reset agent's (same phase,
+    same seed; IQM over seeds with its 95% CI as error bars) when the sweep has a reset agent,
+    else the end-of-phase return. The metric panels average every hidden layer of every network
+    (unweighted), then the seeds.
+
+    :param env: the environment name (title)
+    :param runs: the finished runs of that environment
+    :param path: the PNG to write
+    """
+    reference = reset_reference(runs)
+    table = relative_table(runs, reference) if reference else phase_table(runs)
+    edges = _grid_edges(r.metrics for r in runs)
+    panels = [(t, layer_mean_curves(runs, m, edges)) for t, m in SUMMARY_METRICS]
+    panels = [(t, c) for t, c in panels if c]
+    fig = Figure(figsize=(3.6 * (1 + len(panels)), 3.4), dpi=_DPI)
+    axes = fig.subplots(1, 1 + len(panels), squeeze=False)[0]
+    agents = sorted({r.agent for r in runs})
+    colors = {a: f"C{i}" for i, a in enumerate(agents)}
+    ax = axes[0]
+    shown = [a for a in agents if a in table]
+    for i, agent in enumerate(shown):
+        phases = sorted(table[agent])
+        x = np.array(phases) + 0.5 * (i - (len(shown) - 1) / 2) / max(len(shown), 1)
+        est = [table[agent][p] for p in phases]
+        y = np.array([e.iqm for e in est])
+        low = np.array([e.iqm - e.low if not math.isnan(e.low) else 0.0 for e in est])
+        high = np.array([e.high - e.iqm if not math.isnan(e.high) else 0.0 for e in est])
+        ax.errorbar(
+            x,
+            y,
+            yerr=[low, high],
+            color=colors[agent],
+            marker="o",
+            markersize=3,
+            linewidth=1.2,
+            capsize=2,
+            label=agent,
+        )
+    if reference:
+        ax.axhline(
+            0.0,
+            color=colors.get(reference, "0.3"),
+            linewidth=1.0,
+            linestyle=":",
+            label=f"{reference} (= 0)",
+        )
+        ax.set_ylabel(f"end-of-phase return - {reference}'s", fontsize=8)
+    else:
+        ax.set_ylabel("end-of-phase return", fontsize=8)
+    ax.set_xlabel("phase", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=6)
+    boundaries = phase_boundaries(runs)
+    for ax, (title, curves) in zip(axes[1:], panels, strict=True):
+        for agent, curve in curves.items():
+            ax.plot(edges[1:], curve, color=colors[agent], linewidth=1.2, label=agent)
+        _mark_changes(ax, boundaries)
+        ax.set_title(title + " (hidden layers)", fontsize=9)
+        ax.set_xlabel("environment steps", fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[0].set_title("return per phase (IQM, 95% CI)", fontsize=9)
+    fig.suptitle(f"{env}: summary (mean over seeds)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def phase_table(runs: list[Run]) -> dict[str, dict[int, Estimate]]:
     """End-of-phase return per agent and phase: IQM over seeds with a bootstrap 95% CI.
 
@@ -523,8 +629,14 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> Path:
     for env, env_runs in _by(done, "env").items():
         stem = _safe_name(env)
         lines += [f"## {env}", ""]
+        plot_summary(env, env_runs, out_dir / f"summary_{stem}.png")
         plot_returns(env, env_runs, out_dir / f"returns_{stem}.png")
-        lines += [f"![returns {env}](returns_{stem}.png)", ""]
+        lines += [
+            f"![summary {env}](summary_{stem}.png)",
+            "",
+            f"![returns {env}](returns_{stem}.png)",
+            "",
+        ]
         lines += [
             "### Return at the end of each phase",
             "",

@@ -207,3 +207,25 @@ def test_write_report_without_reset_agent_or_metrics(tmp_path: Path) -> None:
     assert "relative to" not in text
     assert "| ppo | 108.5 (n=1) | 208.5 (n=1) | 308.5 (n=1) |" in text
     assert not (tmp_path / "report" / f"metrics_{ENV}.png").exists()
+
+
+def test_layer_mean_curves_average_layers_then_seeds(sweep_root: Path) -> None:
+    runs = [r for r in report.load_runs(sweep_root) if r.status == "done"]
+    edges = np.linspace(0.0, 3000.0, 7)
+    curves = report.layer_mean_curves(runs, "weight_mean_abs", edges)
+    assert set(curves) == {"ppo", "ppo-reset"}
+    # Every layer reports step/3000 at steps 500, 1000, ..., 3000: the bins' ends.
+    np.testing.assert_allclose(curves["ppo"], np.arange(1, 7) / 6)
+    assert report.layer_mean_curves(runs, "no_such_metric", edges) == {}
+
+
+def test_summary_figure_with_and_without_reset_agent(sweep_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    text = report.write_report(sweep_root, out).read_text()
+    assert (out / f"summary_{ENV}.png").stat().st_size > 10_000
+    assert f"![summary {ENV}](summary_{ENV}.png)" in text
+    alone = tmp_path / "alone"
+    run = make_run(alone, "ppo", 0)
+    (run / "metrics.csv").unlink()
+    report.write_report(alone)
+    assert (alone / "report" / f"summary_{ENV}.png").stat().st_size > 5_000
