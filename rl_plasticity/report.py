@@ -456,8 +456,7 @@ def layer_mean_curves(runs: list[Run], metric: str, edges: np.ndarray) -> dict[s
     for agent, agent_runs in _by(runs, "agent").items():
         per_seed = []
         for run in agent_runs:
-            columns = [c for c in run.metrics if c.startswith("plasticity/") and c.count("/") >= 3]
-            columns = [c for c in columns if c.rsplit("/", 1)[1] == metric]
+            columns = _metric_layers(run, metric)
             if not columns or "timestep" not in run.metrics:
                 continue
             mean = _nan_mean_over_rows(np.vstack([run.metrics[c] for c in columns]))
@@ -465,6 +464,43 @@ def layer_mean_curves(runs: list[Run], metric: str, edges: np.ndarray) -> dict[s
         if per_seed:
             curves[agent] = _nan_mean_over_rows(np.array(per_seed))
     return curves
+
+
+def metric_change_table(runs: list[Run]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per agent, each summary metric at the first and at the last measurement.
+
+    Each value averages every hidden layer of every network (unweighted), then the seeds.
+
+    :param runs: runs of one environment
+    :return: agent -> metric title -> (first, last); metrics an agent lacks are left out
+    """
+    table: dict[str, dict[str, tuple[float, float]]] = {}
+    for agent, agent_runs in _by(runs, "agent").items():
+        row: dict[str, tuple[float, float]] = {}
+        for title, metric in SUMMARY_METRICS:
+            ends = []
+            for run in agent_runs:
+                columns = _metric_layers(run, metric)
+                if columns:
+                    per_step = _nan_mean_over_rows(np.vstack([run.metrics[c] for c in columns]))
+                    finite = per_step[np.isfinite(per_step)]
+                    if finite.size:
+                        ends.append((finite[0], finite[-1]))
+            if ends:
+                first, last = np.mean(np.array(ends), axis=0)
+                row[title] = (float(first), float(last))
+        if row:
+            table[agent] = row
+    return table
+
+
+def _metric_layers(run: Run, metric: str) -> list[str]:
+    # The run's plasticity/<net>/<layer>/<metric> columns of that metric.
+    return [
+        c
+        for c in run.metrics
+        if c.startswith("plasticity/") and c.count("/") >= 3 and c.rsplit("/", 1)[1] == metric
+    ]
 
 
 def plot_summary(env: str, runs: list[Run], path: Path) -> None:
@@ -606,6 +642,11 @@ def _markdown_table(table: dict[str, dict[int, Estimate]]) -> list[str]:
     return lines
 
 
+def _first_to_last(pair: tuple[float, float]) -> str:
+    first, last = pair
+    return f"{first:.3g} -> {last:.3g}"
+
+
 def write_report(run_root: Path, out_dir: Path | None = None) -> Path:
     """Write PNG figures and ``report.md`` for every run below ``run_root``.
 
@@ -660,6 +701,21 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> Path:
                 *_markdown_table(relative_table(env_runs, reference)),
                 "",
             ]
+        changes = metric_change_table(env_runs)
+        if changes:
+            titles = [t for t, _ in SUMMARY_METRICS if any(t in row for row in changes.values())]
+            lines += [
+                "### Plasticity metrics, first and last measurement",
+                "",
+                "Every hidden layer of every network averaged (unweighted), then the seeds.",
+                "",
+                "| agent | " + " | ".join(titles) + " |",
+                "|---|" + "---|" * len(titles),
+            ]
+            for agent, row in changes.items():
+                cells = [_first_to_last(row[t]) if t in row else "" for t in titles]
+                lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+            lines.append("")
         if plot_metrics(env, env_runs, out_dir / f"metrics_{stem}.png"):
             lines += ["### Plasticity metrics", "", f"![metrics {env}](metrics_{stem}.png)", ""]
     if not_done:

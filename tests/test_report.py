@@ -229,3 +229,13 @@ def test_summary_figure_with_and_without_reset_agent(sweep_root: Path, tmp_path:
     (run / "metrics.csv").unlink()
     report.write_report(alone)
     assert (alone / "report" / f"summary_{ENV}.png").stat().st_size > 5_000
+
+
+def test_metric_change_table_first_and_last(sweep_root: Path, tmp_path: Path) -> None:
+    runs = [r for r in report.load_runs(sweep_root) if r.status == "done"]
+    table = report.metric_change_table(runs)
+    # Every metric column is step/3000, measured from step 500 to 3000.
+    first, last = table["ppo"]["dead units"]
+    assert first == pytest.approx(500 / 3000) and last == pytest.approx(1.0)
+    text = report.write_report(sweep_root, tmp_path / "out").read_text()
+    assert "| ppo | 0.167 -> 1 | 0.167 -> 1 | 0.167 -> 1 |" in text
