@@ -709,7 +709,7 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> Path:
                 "",
                 "Every hidden layer of every network averaged (unweighted), then the seeds.",
                 "",
-                "| agent | " + " | ".join(titles) + " |",
+                "| agent | " + " | ".join(t.replace("|", "\\|") for t in titles) + " |",
                 "|---|" + "---|" * len(titles),
             ]
             for agent, row in changes.items():

@@ -238,4 +238,5 @@ def test_metric_change_table_first_and_last(sweep_root: Path, tmp_path: Path) ->
     first, last = table["ppo"]["dead units"]
     assert first == pytest.approx(500 / 3000) and last == pytest.approx(1.0)
     text = report.write_report(sweep_root, tmp_path / "out").read_text()
+    assert "| agent | weight mean \\|w\\| | dead units | effective rank |" in text
     assert "| ppo | 0.167 -> 1 | 0.167 -> 1 | 0.167 -> 1 |" in text
