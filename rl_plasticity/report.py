@@ -456,11 +456,9 @@ def layer_mean_curves(runs: list[Run], metric: str, edges: np.ndarray) -> dict[s
     for agent, agent_runs in _by(runs, "agent").items():
         per_seed = []
         for run in agent_runs:
-            columns = _metric_layers(run, metric)
-            if not columns or "timestep" not in run.metrics:
-                continue
-            mean = _nan_mean_over_rows(np.vstack([run.metrics[c] for c in columns]))
-            per_seed.append(binned_on_grid(run.metrics["timestep"], mean, edges))
+            mean = _layer_mean(run, metric)
+            if mean is not None and "timestep" in run.metrics:
+                per_seed.append(binned_on_grid(run.metrics["timestep"], mean, edges))
         if per_seed:
             curves[agent] = _nan_mean_over_rows(np.array(per_seed))
     return curves
@@ -480,12 +478,10 @@ def metric_change_table(runs: list[Run]) -> dict[str, dict[str, tuple[float, flo
         for title, metric in SUMMARY_METRICS:
             ends = []
             for run in agent_runs:
-                columns = _metric_layers(run, metric)
-                if columns:
-                    per_step = _nan_mean_over_rows(np.vstack([run.metrics[c] for c in columns]))
-                    finite = per_step[np.isfinite(per_step)]
-                    if finite.size:
-                        ends.append((finite[0], finite[-1]))
+                mean = _layer_mean(run, metric)
+                finite = mean[np.isfinite(mean)] if mean is not None else np.empty(0)
+                if finite.size:
+                    ends.append((finite[0], finite[-1]))
             if ends:
                 first, last = np.mean(np.array(ends), axis=0)
                 row[title] = (float(first), float(last))
@@ -494,13 +490,17 @@ def metric_change_table(runs: list[Run]) -> dict[str, dict[str, tuple[float, flo
     return table
 
 
-def _metric_layers(run: Run, metric: str) -> list[str]:
-    # The run's plasticity/<net>/<layer>/<metric> columns of that metric.
-    return [
+def _layer_mean(run: Run, metric: str) -> np.ndarray | None:
+    # Per measurement, the mean of the run's plasticity/<net>/<layer>/<metric> columns of that
+    # metric (None when it has none).
+    columns = [
         c
         for c in run.metrics
         if c.startswith("plasticity/") and c.count("/") >= 3 and c.rsplit("/", 1)[1] == metric
     ]
+    if not columns:
+        return None
+    return _nan_mean_over_rows(np.vstack([run.metrics[c] for c in columns]))
 
 
 def plot_summary(env: str, runs: list[Run], path: Path) -> None:
