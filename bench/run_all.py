@@ -25,6 +25,7 @@ BENCHES = (
     ["bench.bench_regression"],
     ["bench.lr_pilot"],
     ["bench.study", "--steps", "800000", "--seeds", "0-2", "--group", "study-800k"],
+    ["bench.probe_final", "--root", "runs/study-800k", "--out", "bench/results/probe_final.md"],
 )
 
 
