@@ -354,7 +354,10 @@ def _load(
             raise ConfigError("base", base, "a spec name or a .toml path (relative to this file)")
         if (base.endswith(".toml") or "/" in base) and not Path(base).is_absolute():
             base = str(path.parent / base)
-        base_path = find_spec(kind, base)
+        try:
+            base_path = find_spec(kind, base)
+        except ConfigError as e:
+            raise ConfigError("base", given, e.allowed) from None
         if base_path.resolve() in (*seen, path.resolve()):
             raise ConfigError("base", given, "a spec that does not lead back here")
     except ConfigError as e:

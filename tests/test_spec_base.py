@@ -58,9 +58,14 @@ def test_env_variant(tmp_path):
     ("files", "key", "words"),
     [
         ({"x.toml": "base = 3\n"}, "base", "a spec name or a .toml path"),
-        ({"x.toml": 'base = "no-such-agent"\n'}, "base", "no-such-agent"),
+        ({"x.toml": 'base = "no-such-agent"\n'}, "base", "a spec name (one of: "),
+        ({"x.toml": 'base = "nowhere/y.toml"\n'}, "base", "no such file"),
         ({"x.toml": 'base = "y.toml"\n', "y.toml": 'base = "x.toml"\n'}, "base", "lead back"),
-        ({"x.toml": 'base = "ppo"\n[hyperparameters]\nlearnin_rate = 1\n'}, "learnin_rate", ""),
+        (
+            {"x.toml": 'base = "ppo"\n[hyperparameters]\nlearnin_rate = 1\n'},
+            "hyperparameters.learnin_rate",
+            "",
+        ),
     ],
 )
 def test_bad_base_names_the_file_and_key(files, key, words, tmp_path):
@@ -68,6 +73,5 @@ def test_bad_base_names_the_file_and_key(files, key, words, tmp_path):
         (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError) as info:
         load_agent_spec(tmp_path / "x.toml")
-    message = str(info.value)
-    assert key in message and words in message
-    assert ".toml" in message
+    assert info.value.key.endswith(key) and words in str(info.value)
+    assert info.value.file is not None and info.value.file.endswith(".toml")
