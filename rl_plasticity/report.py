@@ -299,6 +299,12 @@ def _nan_mean_over_rows(curves: np.ndarray) -> np.ndarray:
     return mean
 
 
+def _metric_of(column: str) -> str | None:
+    # The metric of a plasticity/<net>/<layer>/<metric> column (None for any other column).
+    parts = column.split("/")
+    return parts[-1] if len(parts) >= 4 and parts[0] == "plasticity" else None
+
+
 def metric_columns(columns: Iterable[str]) -> dict[str, list[str]]:
     """Group ``plasticity/<net>/<layer>/<metric>`` columns by panel title.
 
@@ -307,11 +313,11 @@ def metric_columns(columns: Iterable[str]) -> dict[str, list[str]]:
     """
     panels: dict[str, list[str]] = {}
     for name in columns:
-        parts = name.split("/")
-        if len(parts) < 4 or parts[0] != "plasticity":
+        metric = _metric_of(name)
+        if metric is None:
             continue
         for title, pattern in METRIC_PANELS:
-            if pattern.search(parts[-1]):
+            if pattern.search(metric):
                 panels.setdefault(title, []).append(name)
                 break
     return {title: sorted(panels[title]) for title, _ in METRIC_PANELS if title in panels}
@@ -512,17 +518,19 @@ def metric_change_table(runs: list[Run]) -> dict[str, dict[str, tuple[float, flo
 def _layer_mean(run: Run, metric: str) -> np.ndarray | None:
     # Per measurement, the mean of the run's plasticity/<net>/<layer>/<metric> columns of that
     # metric (None when it has none).
-    columns = [
-        c
-        for c in run.metrics
-        if c.startswith("plasticity/") and c.count("/") >= 3 and c.rsplit("/", 1)[1] == metric
-    ]
+    columns = [c for c in run.metrics if _metric_of(c) == metric]
     if not columns:
         return None
     return _nan_mean_over_rows(np.vstack([run.metrics[c] for c in columns]))
 
 
-def plot_summary(env: str, runs: list[Run], path: Path) -> None:
+def plot_summary(
+    env: str,
+    runs: list[Run],
+    path: Path,
+    table: dict[str, dict[int, Estimate]],
+    reference: str | None,
+) -> None:
     """One row for the whole comparison: return per phase, weight magnitude, dead units and
     effective rank over time, one line per agent.
 
@@ -534,9 +542,10 @@ def plot_summary(env: str, runs: list[Run], path: Path) -> None:
     :param env: the environment name (title)
     :param runs: the finished runs of that environment
     :param path: the PNG to write
+    :param table: :func:`relative_table` against ``reference``, or :func:`phase_table` when
+        there is no reference
+    :param reference: the reset agent (see :func:`reset_reference`), or None
     """
-    reference = reset_reference(runs)
-    table = relative_table(runs, reference) if reference else phase_table(runs)
     edges = _grid_edges(r.metrics for r in runs)
     panels = [(t, layer_mean_curves(runs, m, edges)) for t, m in SUMMARY_METRICS]
     panels = [(t, c) for t, c in panels if c]
@@ -698,7 +707,11 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> Path:
     for env, env_runs in _by(done, "env").items():
         stem = _safe_name(env)
         lines += [f"## {env}", ""]
-        plot_summary(env, env_runs, out_dir / f"summary_{stem}.png")
+        phases = phase_table(env_runs)
+        reference = reset_reference(env_runs)
+        relative = relative_table(env_runs, reference) if reference is not None else None
+        summary_table = relative if relative is not None else phases
+        plot_summary(env, env_runs, out_dir / f"summary_{stem}.png", summary_table, reference)
         plot_returns(env, env_runs, out_dir / f"returns_{stem}.png")
         lines += [
             f"![summary {env}](summary_{stem}.png)",
@@ -712,11 +725,10 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> Path:
             f"Mean return of the last {END_OF_PHASE_FRACTION:.0%} of a phase's episodes per seed; "
             "interquartile mean over seeds [bootstrap 95% CI].",
             "",
-            *_markdown_table(phase_table(env_runs)),
+            *_markdown_table(phases),
             "",
         ]
-        reference = reset_reference(env_runs)
-        if reference is not None:
+        if relative is not None:
             lines += [
                 f"### Return relative to `{reference}`",
                 "",
@@ -726,7 +738,7 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> Path:
                 "network. A difference, not a ratio, because returns can be negative or near 0, "
                 "and returns of different phases are not comparable with each other.",
                 "",
-                *_markdown_table(relative_table(env_runs, reference)),
+                *_markdown_table(relative),
                 "",
             ]
         changes = metric_change_table(env_runs)
