@@ -21,13 +21,13 @@ about 128,000 steps): CBP's row is the cost of its utility tracking, replacement
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from bench.common import interleaved, medians
 from rl_plasticity.experiment import build_model, make_vec_env
 from rl_plasticity.specs import EnvSpec, available_specs, load_agent_spec
 
@@ -64,12 +64,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     variants = [REFERENCE, *ppo_specs()]
-    rates: dict[str, list[float]] = {v: [] for v in variants}
-    for repeat in range(args.repeats):
-        for variant in variants:
-            rates[variant].append(steps_per_cpu_second(variant, args.env, args.steps, repeat))
-            print(f"repeat {repeat} {variant:18s} {rates[variant][-1]:7.0f} steps/s", flush=True)
-    base = statistics.median(rates[REFERENCE])
+    rates = interleaved(
+        variants,
+        args.repeats,
+        lambda variant, repeat: steps_per_cpu_second(variant, args.env, args.steps, repeat),
+        unit="steps/s",
+    )
     lines = [
         f"{args.env}, {args.steps} timed steps x {args.repeats} repeats per variant, interleaved,"
         " 1 torch thread; median steps per CPU second",
@@ -77,10 +77,9 @@ def main() -> None:
         "| agent spec (as `rlp train` runs it) | metrics callback | steps/s | ratio to PPO alone |",
         "|---|---|---|---|",
     ]
-    for variant, values in rates.items():
+    for variant, (median, ratio) in medians(rates).items():
         metrics = "no" if variant == REFERENCE else _metrics_column(variant)
-        median = statistics.median(values)
-        lines.append(f"| {variant} | {metrics} | {median:.0f} | {median / base:.3f} |")
+        lines.append(f"| {variant} | {metrics} | {median:.0f} | {ratio:.3f} |")
     lines += [
         "",
         "per repeat (steps/s): "

@@ -11,12 +11,11 @@ environment steps per CPU second is reported.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 
-from bench.common import paper_ppo
+from bench.common import interleaved, medians, paper_ppo
 from rl_plasticity.plasticity.callbacks import ContinualBackprop, ShrinkAndPerturb
 
 VARIANTS = {
@@ -47,18 +46,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    for repeat in range(args.repeats):
-        for variant in VARIANTS:
-            rates[variant].append(steps_per_second(variant, args.env, args.steps, seed=repeat))
-            print(f"repeat {repeat} {variant:8s} {rates[variant][-1]:7.0f} steps/s", flush=True)
-    base = statistics.median(rates["ppo"])
+    rates = interleaved(
+        list(VARIANTS),
+        args.repeats,
+        lambda variant, repeat: steps_per_second(variant, args.env, args.steps, seed=repeat),
+        unit="steps/s",
+    )
     print(f"\n{args.env}, {args.steps} steps x {args.repeats} repeats, 1 torch thread")
     print("| variant | median steps per CPU second | ratio to PPO |")
     print("|---|---|---|")
-    for variant, values in rates.items():
-        median = statistics.median(values)
-        print(f"| {variant} | {median:.0f} | {median / base:.3f} |")
+    for variant, (median, ratio) in medians(rates).items():
+        print(f"| {variant} | {median:.0f} | {ratio:.3f} |")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import interleaved, medians
 from rl_plasticity.problems.slowly_changing import Learner, binned_errors
 
 STEP_SIZE = 0.01
@@ -143,18 +144,17 @@ def measure_speed(names: list[str], num_examples: int, repeats: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    speeds: dict[str, list[float]] = {name: [] for name in names}
-    for _ in range(repeats):
-        for name in names:  # interleaved, so a change of load hits every learner alike
-            start = time.perf_counter()
-            binned_errors(LEARNERS[name], 0, num_examples=num_examples, bin_size=num_examples)
-            speeds[name].append(num_examples / (time.perf_counter() - start))
-    base = np.median(speeds[names[0]])
+
+    def examples_per_second(name: str, _repeat: int) -> float:
+        start = time.perf_counter()
+        binned_errors(LEARNERS[name], 0, num_examples=num_examples, bin_size=num_examples)
+        return num_examples / (time.perf_counter() - start)
+
+    speeds = interleaved(names, repeats, examples_per_second)
     print(f"\n| learner | examples/s (median of {repeats}) | relative to {names[0]} |")
     print("|---|---|---|")
-    for name in names:
-        median = np.median(speeds[name])
-        print(f"| {name} | {median:,.0f} | {median / base:.2f} |")
+    for name, (median, ratio) in medians(speeds).items():
+        print(f"| {name} | {median:,.0f} | {ratio:.2f} |")
 
 
 def main() -> None:

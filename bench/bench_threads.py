@@ -8,12 +8,11 @@ Interleaved in one process, median of several repeats, so machine noise hits bot
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 
-from bench.common import paper_ppo
+from bench.common import interleaved, medians, paper_ppo
 
 
 def steps_per_second(threads: int, steps: int, seed: int) -> float:
@@ -35,16 +34,13 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     args = parser.parse_args()
     counts = [int(t) for t in args.threads.split(",")]
-    results: dict[int, list[float]] = {t: [] for t in counts}
-    for r in range(args.repeats):
-        for t in counts:
-            results[t].append(steps_per_second(t, args.steps, seed=r))
-    base = statistics.median(results[counts[0]])
+    results = interleaved(
+        counts, args.repeats, lambda t, r: steps_per_second(t, args.steps, seed=r)
+    )
     print(f"| torch threads | steps/s (median of {args.repeats}) | ratio to {counts[0]} |")
     print("|---|---|---|")
-    for t in counts:
-        med = statistics.median(results[t])
-        print(f"| {t} | {med:.0f} | {med / base:.2f} |")
+    for t, (med, ratio) in medians(results).items():
+        print(f"| {t} | {med:.0f} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":
