@@ -119,7 +119,7 @@ def test_ppo_rows_context_and_logger(tmp_path):
     assert float(rows[2]["plasticity/policy/probe_loss_pi"]) > 0
     assert float(rows[0]["plasticity/policy/entropy"]) == pytest.approx(np.log(2), abs=0.01)
     progress = _read(tmp_path / "progress.csv")
-    assert f"{layer}/dead" in progress[0]
+    assert "plasticity/pi1/dead" in progress[0]
     assert "plasticity/policy/grad_norm" in progress[0]
 
 

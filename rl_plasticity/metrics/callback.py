@@ -4,9 +4,11 @@ Every ``every`` environment steps it takes a batch of observations as the algori
 (on-policy: the rollout buffer just collected; off-policy: a replay-buffer sample, normalised by
 the algorithm's ``VecNormalize`` if any), forwards it through each trained network with forward
 hooks on the hidden layers' activation modules, and computes the metrics of
-:mod:`rl_plasticity.metrics.functional` per hidden layer. Values go to the SB3 logger under
-``plasticity/<net>/<layer>/<metric>`` and, with ``csv_path``, to one CSV row per measurement with
-the timestep and the environment's context (``info["context"]``: phase, physics values).
+:mod:`rl_plasticity.metrics.functional` per hidden layer. Values go to the SB3 logger under short
+keys that every SB3 output format takes whole (``plasticity/pi1/dead``: see
+:mod:`rl_plasticity.metrics.keys`) and, with ``csv_path``, to one CSV row per measurement under
+the full names ``plasticity/<net>/<layer>/<metric>``, with the timestep and the environment's
+context (``info["context"]``: phase, physics values).
 
 A measurement draws no number from the algorithm's random streams (numpy and torch states are
 restored), so a run with the callback trains exactly as one without it.
@@ -33,6 +35,7 @@ from torch.nn import functional as F
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.metrics import functional as fm
 from rl_plasticity.metrics.hessian import hessian_spectrum
+from rl_plasticity.metrics.keys import layer_labels
 from rl_plasticity.metrics.probe import probe_loss
 from rl_plasticity.networks import NetworkGroup, network_groups
 from rl_plasticity.plasticity.layers import HiddenLayer
@@ -58,10 +61,12 @@ def _optional_positive_int(key: str, value: Any) -> None:
 class PlasticityMetrics(BaseCallback):
     """Measure dead/dormant/saturated/cloned units, feature ranks, weights and gradients.
 
-    Works with PPO, A2C, SAC, TD3 and DQN (MLP policies). Logger keys, per network ``<net>``
+    Works with PPO, A2C, SAC, TD3 and DQN (MLP policies). CSV columns, per network ``<net>``
     (``policy``, ``actor``, ``critic``, ``q_net``) and hidden layer ``<layer>`` (its incoming
-    Linear's name, e.g. ``mlp_extractor.policy_net.0``), are ``plasticity/<net>/<layer>/<metric>``
-    with ``<metric>`` one of ``dead``, ``rarely_active``, ``dormant_0.025``, ``dormant_0.1``,
+    Linear's name, e.g. ``mlp_extractor.policy_net.0``), are ``plasticity/<net>/<layer>/<metric>``;
+    the logger (stdout, tensorboard, progress.csv) gets ``plasticity/<label>/<metric>`` with the
+    layer's short label (``pi1``, ``vf2``, ``qf0_1``, ``q1``; see :func:`keys.layer_labels`). Here
+    ``<metric>`` is one of ``dead``, ``rarely_active``, ``dormant_0.025``, ``dormant_0.1``,
     ``saturated`` (tanh/sigmoid layers only), ``effective_rank``, ``srank``, ``stable_rank``,
     ``feature_norm``, ``cloned``, ``weight_mean_abs``, ``weight_rms``, ``weight_change``,
     ``grad_norm``; per network ``plasticity/<net>/grad_norm`` and, where the algorithm has them,
@@ -141,6 +146,8 @@ class PlasticityMetrics(BaseCallback):
         self._hook_handles: list[Any] = []
         self._last_infos: list[dict] | None = None
         self._columns: list[str] | None = None
+        #: full metric name (the CSV column) -> its short logger key
+        self._logger_keys: dict[str, str] = {}
         self.n_measurements = 0
 
     # ----- attaching -------------------------------------------------------------------------
@@ -206,7 +213,7 @@ class PlasticityMetrics(BaseCallback):
             values = self.measure(with_hessian=with_hessian, with_probe=with_probe)
         np.random.set_state(np_state)
         for key, value in values.items():
-            self.logger.record(key, value)
+            self.logger.record(self._logger_keys.get(key, key), value)
         if self.csv_path is not None:
             self._write_row(values)
         self.n_measurements += 1
@@ -238,13 +245,17 @@ class PlasticityMetrics(BaseCallback):
         finally:
             for handle in handles:
                 handle.remove()
+        labels = self._labels()
         for group in self._groups:
             prefix = f"plasticity/{group.name}"
             norms = self._grad_norms.get(group.name, {})
             for layer in group.layers:
                 h = activations[id(layer)].reshape(-1, layer.n_units)
+                label = labels[(group.name, layer.name)]
                 for metric, value in self._layer_metrics(group.name, layer, h, norms).items():
-                    values[f"{prefix}/{layer.name}/{metric}"] = value
+                    key = f"{prefix}/{layer.name}/{metric}"
+                    values[key] = value
+                    self._logger_keys[key] = f"plasticity/{label}/{metric}"
             values[f"{prefix}/grad_norm"] = fm.global_norm(norms.values())
         values.update(statistics)
         if with_hessian:
@@ -262,6 +273,9 @@ class PlasticityMetrics(BaseCallback):
                     network, inputs, steps=self.probe_steps, seed=self.seed
                 )
         return values
+
+    def _labels(self) -> dict[tuple[str, str], str]:
+        return layer_labels((g.name, layer.name) for g in self._groups for layer in g.layers)
 
     def _layer_metrics(
         self, group: str, layer: HiddenLayer, h: torch.Tensor, norms: dict[int, torch.Tensor]

@@ -17,8 +17,9 @@ largest phase seen increases.
 exactly (utilities, ages, accumulators, random generators); ``load_state_dict`` may be called
 before ``learn()``: the state is applied when the callback attaches.
 
-Logger keys: ``method/<net>/<layer>/replaced`` (units replaced since the previous rollout end) and
-``method/<net>/<layer>/replaced_total``; ``method/resets``; ``method/<net>/events``.
+Logger keys: ``method/<label>/replaced`` (units replaced since the previous rollout end) and
+``method/<label>/replaced_total``, with the layer's short label (``pi1``, ``vf2``: see
+:func:`rl_plasticity.metrics.keys.layer_labels`); ``method/resets``; ``method/<net>/events``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.metrics.keys import layer_labels
 from rl_plasticity.networks import NetworkGroup, network_groups
 from rl_plasticity.plasticity.cbp import CBP
 from rl_plasticity.plasticity.core import check_int, check_number, new_generator
@@ -134,12 +136,13 @@ class PlasticityCallback(BaseCallback):
     def _on_rollout_end(self) -> None:
         for recorder in self._recorders():
             recorder.resume()
+        labels = layer_labels((g.name, layer.name) for g in self.groups for layer in g.layers)
         for net, core in self.cores.items():
             for layer, total in getattr(core, "replaced_total", {}).items():
-                key = f"method/{net}/{layer}/replaced"
-                self.logger.record(key, total - self._logged.get(key, 0))
+                key = f"method/{labels[(net, layer)]}/replaced"
+                self.logger.record(key, total - self._logged.get(f"{net}/{layer}", 0))
                 self.logger.record(f"{key}_total", total)
-                self._logged[key] = total
+                self._logged[f"{net}/{layer}"] = total
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -175,7 +178,11 @@ class PlasticityCallback(BaseCallback):
         """
         self.seed = state["seed"]
         self.max_phase = state["max_phase"]
-        self._logged = dict(state["logged"])
+        # Keyed <net>/<layer>; states saved before the short logger keys used the logger key.
+        self._logged = {
+            k.removeprefix("method/").removesuffix("/replaced"): v
+            for k, v in state["logged"].items()
+        }
         self._load_extra_state(state)
         if state["cores"] is None:
             return
