@@ -27,6 +27,7 @@ No XML is reloaded; MuJoCo reads these arrays on the next ``mj_step``. Facts the
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import mujoco
@@ -37,6 +38,34 @@ from rl_plasticity.nonstationary.schedules import Value
 
 PARAMETERS = ("friction", "gravity", "body_mass", "actuator_gear", "joint_damping")
 MODES = ("scale", "absolute")
+
+
+class MujocoWarning(UserWarning):
+    """A warning MuJoCo's C library raised (``mju_warning``), such as a compiler deprecation."""
+
+
+_warned: set[str] = set()
+
+
+def _mujoco_warning(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(f"MuJoCo: {message}", MujocoWarning, stacklevel=2)
+
+
+def route_mujoco_warnings() -> None:
+    """Send MuJoCo's warnings to Python's :mod:`warnings`, each message once per process.
+
+    Without a handler MuJoCo prints each warning and appends it to ``MUJOCO_LOG.TXT`` in the
+    working directory (HalfCheetah-v5's XML alone does so on every load, for its deprecated
+    ``settotalmass``). A handler the user installed is kept. Called when this module is imported,
+    before any env of a spec is made.
+    """
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_mujoco_warning)
+
+
+route_mujoco_warnings()
 
 
 def _ids(model: mujoco.MjModel, kind: mujoco.mjtObj, count: int, names: Sequence[str], key: str):
