@@ -24,6 +24,8 @@ Logger keys: ``method/<label>/replaced`` (units replaced since the previous roll
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +54,36 @@ def _largest_phase(infos: Any) -> int | None:
     return max(phases) if phases else None
 
 
+def updates_in_run(model: Any) -> int | None:
+    """At most how many optimizer steps each network takes in the ``learn()`` call under way.
+
+    From ``model._total_timesteps`` (set by ``learn()`` before the callbacks start) and the
+    algorithm's settings: PPO ``n_epochs * ceil(n_steps * n_envs / batch_size)`` per rollout, A2C
+    one per rollout, off-policy ``gradient_steps`` per ``train_freq`` after ``learning_starts``.
+
+    :param model: an SB3 algorithm whose ``learn()`` has set up
+    :return: the count, or None where it cannot be told (training frequency in episodes)
+    """
+    remaining = max(0, int(model._total_timesteps) - int(model.num_timesteps))
+    n_envs = model.n_envs
+    if hasattr(model, "rollout_buffer") and hasattr(model, "n_steps"):  # on-policy
+        rollout = model.n_steps * n_envs
+        per_rollout = 1
+        if hasattr(model, "n_epochs"):  # PPO
+            per_rollout = model.n_epochs * math.ceil(rollout / model.batch_size)
+        return math.ceil(remaining / rollout) * per_rollout
+    train_freq = getattr(model, "train_freq", None)
+    if train_freq is None or getattr(train_freq.unit, "value", "step") != "step":
+        return None
+    # Rollouts of `collected` steps each until the total; SB3 trains after those that end past
+    # learning_starts.
+    collected = train_freq.frequency * n_envs
+    rollouts = math.ceil(remaining / collected)
+    before = max(0, (int(model.learning_starts) - int(model.num_timesteps)) // collected)
+    steps = model.gradient_steps if model.gradient_steps >= 0 else collected
+    return max(0, rollouts - before) * steps
+
+
 class PlasticityCallback(BaseCallback):
     """Base of the method callbacks: attach per network group, detach, save, react to env changes.
 
@@ -75,6 +107,7 @@ class PlasticityCallback(BaseCallback):
         self._pending: dict[str, Any] | None = None
         self._logged: dict[str, int] = {}
         self._replaced: dict[str, int] = {}
+        self._warned = False
 
     # -- to override -------------------------------------------------------------------------
 
@@ -84,6 +117,14 @@ class PlasticityCallback(BaseCallback):
 
     def _on_env_change(self) -> None:
         """Called when the largest context phase seen increases."""
+
+    def _acts_on_env_change(self) -> bool:
+        """Whether the method acts only when the environment changes (then an env that reports
+        no context makes it do nothing, which :meth:`_on_step` says)."""
+        return False
+
+    def _check_reachable(self, updates: int) -> None:
+        """Warn if a setting cannot be reached within ``updates`` optimizer steps."""
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
@@ -107,6 +148,9 @@ class PlasticityCallback(BaseCallback):
             for name, core in self.cores.items():
                 core.load_state_dict(self._pending[name])
             self._pending = None
+        updates = updates_in_run(self.model)
+        if updates is not None:
+            self._check_reachable(updates)
 
     def _on_training_end(self) -> None:
         self._replaced = self.replaced_total
@@ -117,12 +161,22 @@ class PlasticityCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         phase = _largest_phase(self.locals.get("infos"))
-        if phase is not None:
-            if self.max_phase is not None and phase > self.max_phase:
-                self.max_phase = phase
-                self._on_env_change()
-            elif self.max_phase is None:
-                self.max_phase = phase
+        if phase is None:
+            if self.max_phase is None and not self._warned and self._acts_on_env_change():
+                self._warned = True
+                warnings.warn(
+                    f"{type(self).__name__} acts when the environment changes, read from "
+                    "info['context']['phase'] (which NonstationaryWrapper adds), and this env's "
+                    "infos have none: it will never act. Wrap the env in NonstationaryWrapper "
+                    "or report the phase yourself",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        elif self.max_phase is None:
+            self.max_phase = phase
+        elif phase > self.max_phase:
+            self.max_phase = phase
+            self._on_env_change()
         return True
 
     def _recorders(self) -> list[Any]:
@@ -233,6 +287,18 @@ class ContinualBackprop(PlasticityCallback):
     def _attach_group(self, group: NetworkGroup, seed: int) -> CBP:
         return CBP(group.module, group.optimizer, seed=seed, layers=group.layers, **self.kwargs)
 
+    def _check_reachable(self, updates: int) -> None:
+        maturity = self.kwargs["maturity_threshold"]
+        oldest = max(int(s.age.max()) for core in self.cores.values() for s in core.units)
+        if oldest + updates <= maturity:
+            warnings.warn(
+                f"ContinualBackprop: maturity_threshold={maturity} optimizer steps is beyond "
+                f"this run's at most {updates} (oldest unit {oldest}): no unit becomes eligible, "
+                "so none will be replaced. Train longer or lower maturity_threshold",
+                UserWarning,
+                stacklevel=2,
+            )
+
 
 class ReDo(PlasticityCallback):
     """ReDo (Sokar et al. 2023): reset tau-dormant units every ``every`` optimizer steps.
@@ -266,6 +332,17 @@ class ReDo(PlasticityCallback):
         return DormantReset(
             group.module, group.optimizer, seed=seed, layers=group.layers, **self.kwargs
         )
+
+    def _check_reachable(self, updates: int) -> None:
+        every = self.kwargs["every"]
+        done = min(core.steps % every for core in self.cores.values())
+        if done + updates < every:
+            warnings.warn(
+                f"ReDo: every={every} optimizer steps is beyond this run's at most {updates}: "
+                "no unit will be reset. Train longer or lower every",
+                UserWarning,
+                stacklevel=2,
+            )
 
 
 class ShrinkAndPerturb(PlasticityCallback):
@@ -318,6 +395,9 @@ class ShrinkAndPerturb(PlasticityCallback):
     def _attach_group(self, group: NetworkGroup, seed: int) -> ShrinkPerturb:
         optimizer = group.optimizer if self.when == "step" else None
         return ShrinkPerturb(group.module, optimizer, seed=seed, **self.kwargs)
+
+    def _acts_on_env_change(self) -> bool:
+        return self.when == "change"
 
     def _on_env_change(self) -> None:
         if self.when == "change":
@@ -400,6 +480,9 @@ class Reset(PlasticityCallback):
             self.generator = new_generator(self.seed)
             if self._generator_state is not None:
                 self.generator.set_state(self._generator_state)
+
+    def _acts_on_env_change(self) -> bool:
+        return True
 
     def _on_env_change(self) -> None:
         policy = self.model.policy

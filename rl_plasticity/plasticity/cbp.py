@@ -41,7 +41,7 @@ from rl_plasticity.plasticity.core import (
     reinit_units_,
 )
 from rl_plasticity.plasticity.init import check_init, weight_bound
-from rl_plasticity.plasticity.layers import HiddenLayer, find_hidden_layers
+from rl_plasticity.plasticity.layers import HiddenLayer, required_layers
 
 #: Initial distributions CBP can re-draw incoming weights from (see ``init.weight_bound``).
 CBP_INITS = ("lecun_uniform", "kaiming_uniform", "match")
@@ -111,6 +111,7 @@ class CBP:
         global generator
     :param layers: the hidden layers; ``None`` finds them with ``find_hidden_layers(module, heads)``
     :param heads: for ``find_hidden_layers``: Linears outside a Sequential that read its last layer
+    :raises ValueError: when ``module`` has no hidden layer (the method would never act)
     """
 
     def __init__(
@@ -132,7 +133,7 @@ class CBP:
         self.init = check_init(init, allowed=CBP_INITS)
         self.mean_correction = bool(mean_correction)
         self.optimizer = optimizer
-        self.layers = list(layers) if layers is not None else find_hidden_layers(module, heads)
+        self.layers = required_layers(module, layers, heads, "CBP")
         self.generator = new_generator(seed)
         self.units = [self._fresh_state(layer) for layer in self.layers]
         self._recorder = ActivationRecorder(self.layers)

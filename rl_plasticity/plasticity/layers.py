@@ -126,3 +126,33 @@ def find_hidden_layers(
             )
         seen[key] = layer.name
     return layers
+
+
+def required_layers(
+    module: nn.Module,
+    layers: Sequence[HiddenLayer] | None,
+    heads: Mapping[str, Sequence[nn.Linear]] | None,
+    method: str,
+) -> list[HiddenLayer]:
+    """``layers``, or the hidden layers :func:`find_hidden_layers` finds in ``module``.
+
+    A method that acts on hidden units and finds none would never act: that is an error.
+
+    :param module: the network
+    :param layers: layers the caller gave, or None to look for them
+    :param heads: for :func:`find_hidden_layers`
+    :param method: the method's name, for the message
+    :return: the hidden layers, at least one
+    :raises ValueError: naming the module and the Linears it has, when there is no hidden layer
+    """
+    found = list(layers) if layers is not None else find_hidden_layers(module, heads)
+    if found:
+        return found
+    linears = [name for name, sub in module.named_modules() if isinstance(sub, nn.Linear)]
+    raise ValueError(
+        f"{method} found no hidden layer in {type(module).__name__} (Linears: "
+        f"{', '.join(linears) or 'none'}), so it would never act. A hidden layer is a Linear -> "
+        "activation module -> Linear chain inside an nn.Sequential; layers kept as attributes "
+        "(self.fc1, self.fc2) with the activation called as a function cannot be followed. Put "
+        "them in an nn.Sequential with activation modules (nn.ReLU()), or pass layers=[...]"
+    )

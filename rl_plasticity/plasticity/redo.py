@@ -23,7 +23,7 @@ from rl_plasticity.plasticity.core import (
     reinit_units_,
 )
 from rl_plasticity.plasticity.init import check_init, weight_bound
-from rl_plasticity.plasticity.layers import HiddenLayer, find_hidden_layers
+from rl_plasticity.plasticity.layers import HiddenLayer, required_layers
 
 
 def dormant_units(h: torch.Tensor, tau: float) -> torch.Tensor:
@@ -50,6 +50,7 @@ class DormantReset:
     :param seed: seed of the method's own generator; ``None`` draws one from torch's global one
     :param layers: the hidden layers; ``None`` finds them with ``find_hidden_layers(module, heads)``
     :param heads: for ``find_hidden_layers``
+    :raises ValueError: when ``module`` has no hidden layer (the method would never act)
     """
 
     def __init__(
@@ -67,7 +68,7 @@ class DormantReset:
         self.every = check_int("every", every, 1)
         check_init(init, allowed=("lecun_uniform", "kaiming_uniform", "match"))
         self.optimizer = optimizer
-        self.layers = list(layers) if layers is not None else find_hidden_layers(module, heads)
+        self.layers = required_layers(module, layers, heads, "ReDo")
         self.bounds = [weight_bound(layer.incoming, init) for layer in self.layers]
         self.generator = new_generator(seed)
         self.steps = 0

@@ -1,0 +1,151 @@
+"""Methods that cannot act say so: no hidden layers, no env context, a setting out of reach."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import pytest
+import torch
+from stable_baselines3 import DQN, PPO, SAC
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
+from torch import nn
+
+from rl_plasticity import CBP, ContinualBackprop, DormantReset, ReDo, Reset, ShrinkAndPerturb
+from rl_plasticity.networks import network_groups
+from rl_plasticity.plasticity.callbacks import updates_in_run
+
+torch.set_num_threads(1)
+
+
+class AttributeMLP(nn.Module):
+    """An MLP as many people write it: layers as attributes, the activation as a function."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(4, 8)
+        self.fc2 = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+@pytest.mark.parametrize("core", [CBP, DormantReset])
+def test_core_on_a_network_without_sequential_layers_raises(core):
+    net = AttributeMLP()
+    with pytest.raises(ValueError, match=r"no hidden layer in AttributeMLP \(Linears: fc1, fc2\)"):
+        core(net, torch.optim.SGD(net.parameters(), lr=0.1))
+
+
+def test_callback_on_a_policy_without_hidden_layers_raises():
+    model = PPO(
+        "MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, policy_kwargs={"net_arch": []}
+    )
+    with pytest.raises(ValueError, match="CBP found no hidden layer in ActorCriticPolicy"):
+        model.learn(64, callback=ContinualBackprop())
+
+
+def _ppo(env="CartPole-v1"):
+    return PPO(
+        "MlpPolicy",
+        env,
+        n_steps=128,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs={"net_arch": [8]},
+    )
+
+
+@pytest.mark.parametrize(
+    "callback", [lambda: Reset(seed=0), lambda: ShrinkAndPerturb(when="change", seed=0)]
+)
+def test_at_change_methods_warn_when_the_env_has_no_context(callback):
+    callback = callback()
+    with pytest.warns(UserWarning, match="infos have none: it will never act") as record:
+        _ppo().learn(256, callback=callback)
+    assert sum("never act" in str(w.message) for w in record) == 1  # once, not every step
+
+
+class Phase(gym.Wrapper):
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["context"] = {"phase": 0}
+        return obs, reward, terminated, truncated, info
+
+
+def _caught(callback, env="CartPole-v1", steps=256):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        _ppo(env).learn(steps, callback=callback)
+    return [str(w.message) for w in record if issubclass(w.category, UserWarning)]
+
+
+def test_no_warning_when_the_env_reports_a_phase_or_the_method_acts_every_step():
+    env = DummyVecEnv([lambda: Phase(gym.make("CartPole-v1"))])
+    assert not [m for m in _caught(Reset(seed=0), env) if "never act" in m]
+    assert not [m for m in _caught(ShrinkAndPerturb(seed=0)) if "never act" in m]
+
+
+def test_cbp_maturity_beyond_the_run_warns_at_training_start():
+    # 256 steps of 128-step rollouts, 4 minibatches each, 1 epoch: 8 optimizer steps.
+    messages = _caught(ContinualBackprop(maturity_threshold=8))
+    assert any(
+        "maturity_threshold=8 optimizer steps is beyond this run's at most 8" in m for m in messages
+    )
+    assert not [m for m in _caught(ContinualBackprop(maturity_threshold=7)) if "maturity" in m]
+
+
+def test_redo_every_beyond_the_run_warns():
+    messages = _caught(ReDo(every=9))
+    assert any(
+        "ReDo: every=9 optimizer steps is beyond this run's at most 8" in m for m in messages
+    )
+    assert not [m for m in _caught(ReDo(every=8)) if "ReDo" in m]
+
+
+class CountUpdates(BaseCallback):
+    """The estimate at training start and the optimizer steps each network really took."""
+
+    def _on_training_start(self) -> None:
+        self.estimate = updates_in_run(self.model)
+        self.counts = {}
+        for group in network_groups(self.model):
+            self.counts[group.name] = 0
+            group.optimizer.register_step_post_hook(
+                lambda *_, name=group.name: self.counts.__setitem__(name, self.counts[name] + 1)
+            )
+
+    def _on_step(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("algo", "steps"),
+    [
+        (lambda: _ppo(), 300),
+        (
+            lambda: SAC(
+                "MlpPolicy", "Pendulum-v1", learning_starts=50, policy_kwargs={"net_arch": [8]}
+            ),
+            120,
+        ),
+        (
+            lambda: DQN(
+                "MlpPolicy",
+                "CartPole-v1",
+                learning_starts=50,
+                train_freq=4,
+                gradient_steps=2,
+                policy_kwargs={"net_arch": [8]},
+            ),
+            150,
+        ),
+    ],
+)
+def test_updates_in_run_bounds_the_optimizer_steps(algo, steps):
+    counter = CountUpdates()
+    algo().learn(steps, callback=counter)
+    assert max(counter.counts.values()) <= counter.estimate
+    assert max(counter.counts.values()) >= counter.estimate - 2  # a bound, not a guess
