@@ -1,0 +1,337 @@
+"""FastPPO: Stable-Baselines3's PPO with the per-step and per-minibatch overhead taken out.
+
+``FastPPO`` is a subclass of ``stable_baselines3.PPO``: the same constructor and hyperparameters,
+the same saved files (``PPO.load`` reads them, ``FastPPO.load`` reads SB3's), the same logger
+keys, and SB3 callbacks called in the same pattern (``on_rollout_start``, ``update_locals`` and
+``on_step`` after every VecEnv step, stopping when it returns False, ``on_rollout_end``). It
+replaces two methods, for an ``MlpPolicy`` with Box actions:
+
+* ``collect_rollouts``. The batch-1 policy call runs each layer's ``forward`` on the live torch
+  parameters under ``inference_mode``: no module ``__call__``, so no forward hook fires (SB3
+  runs it under ``no_grad``, where the plasticity hooks keep nothing either). The action is drawn
+  with the same torch random call SB3's ``Normal.sample`` makes (``normal_(0, 1)`` of the same
+  shape, then ``* std + mean``), the log-probability is the same closed form, a ``DummyVecEnv``'s
+  sub-envs are stepped directly (their info dicts are handed on as the env returned them,
+  without DummyVecEnv's deep copy), and the ``RolloutBuffer``'s arrays are written in place.
+  Given the same model and RNG state, the buffer is the same as SB3's to the bit.
+* ``train``. The buffer becomes tensors once per ``train()``; each epoch is permuted with the same
+  ``np.random.permutation`` call SB3's ``RolloutBuffer.get`` makes, and minibatches are slices of
+  the permuted tensors. The forward still runs through the policy's modules with gradients
+  enabled, so CBP's, ReDo's and ``PlasticityMetrics``' hooks see exactly the training forwards;
+  the diagonal Gaussian's log-probability is computed in closed form (no ``Distribution``
+  objects), the entropy term is left out of the loss when ``ent_coef == 0`` (its gradient is
+  exactly 0), and Adam runs with ``foreach=True``. Loss, GAE, advantage normalization per
+  minibatch, gradient clipping, ``target_kl`` early stopping and the logged values are SB3's.
+
+Anything else (a CNN or dict policy, discrete actions, gSDE, squashed actions, a custom policy
+class, a GPU) runs SB3's own code, with a warning that says why.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.distributions import DiagGaussianDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
+from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from torch import nn
+from torch.nn import functional as F
+
+from rl_plasticity.plasticity.layers import ACTIVATIONS
+
+#: log(sqrt(2 pi)), written as ``torch.distributions.Normal.log_prob`` writes it.
+LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+#: The per-dimension entropy of N(0, 1) without the log-std, as ``Normal.entropy`` writes it.
+ENTROPY_CONSTANT = 0.5 + 0.5 * math.log(2 * math.pi)
+#: RolloutBuffer arrays that ``RolloutBuffer.get`` flattens, in the order of its samples.
+BUFFER_FIELDS = ("observations", "actions", "values", "log_probs", "advantages", "returns")
+
+
+def unsupported_reason(model: PPO) -> str | None:
+    """Why the fast paths cannot run this model (None when they can).
+
+    :param model: a PPO whose policy has been built
+    :return: a short reason, or None
+    """
+    policy = model.policy
+    if type(policy) is not ActorCriticPolicy:
+        return f"policy class {type(policy).__name__} (the engine runs MlpPolicy)"
+    if policy.device.type != "cpu":
+        return f"device {policy.device} (the engine runs on CPU)"
+    if model.use_sde:
+        return "gSDE (use_sde=True)"
+    if not isinstance(model.action_space, spaces.Box):
+        return f"action space {type(model.action_space).__name__} (the engine runs Box)"
+    if not isinstance(policy.action_dist, DiagGaussianDistribution) or policy.squash_output:
+        return "an action distribution other than an unsquashed diagonal Gaussian"
+    if not isinstance(model.observation_space, spaces.Box):
+        return f"observation space {type(model.observation_space).__name__} (needs Box)"
+    extractors = (policy.features_extractor, policy.pi_features_extractor)
+    if not all(type(e) is FlattenExtractor for e in (*extractors, policy.vf_features_extractor)):
+        return "a features extractor other than FlattenExtractor"
+    if type(policy.mlp_extractor) is not MlpExtractor:
+        return f"mlp_extractor {type(policy.mlp_extractor).__name__}"
+    for net in (policy.mlp_extractor.policy_net, policy.mlp_extractor.value_net):
+        for layer in net:
+            if not isinstance(layer, (nn.Linear, *ACTIVATIONS)):
+                return f"layer {type(layer).__name__} in the MLP (Linear and activations only)"
+    if not isinstance(policy.action_net, nn.Linear) or not isinstance(policy.value_net, nn.Linear):
+        return "action_net or value_net is not a Linear"
+    return None
+
+
+class FastPPO(PPO):
+    """Stable-Baselines3's PPO, same algorithm, less overhead per step and per minibatch.
+
+    Takes exactly :class:`stable_baselines3.PPO`'s arguments (see its documentation); what
+    changes is only how ``collect_rollouts`` and ``train`` are computed (module docstring).
+    ``FastPPO.load`` and ``PPO.load`` read each other's files.
+    """
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._unsupported = unsupported_reason(self)
+        if self._unsupported is not None:
+            warnings.warn(f"FastPPO runs SB3's PPO code paths: {self._unsupported}", stacklevel=2)
+            return
+        optimizer = self.policy.optimizer
+        if isinstance(optimizer, torch.optim.Adam):
+            # The same update, one multi-tensor kernel per operation instead of one per parameter.
+            for group in optimizer.param_groups:
+                group["foreach"] = not group.get("fused")
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_unsupported"]
+
+    # ----- rollout ---------------------------------------------------------------------------
+
+    def _values(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(obs), shape (n, 1), through each layer's ``forward`` (call under inference_mode)."""
+        policy = self.policy
+        x = obs
+        for layer in policy.mlp_extractor.value_net:
+            x = layer.forward(x)
+        return policy.value_net.forward(x)
+
+    def _act(self, obs: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """SB3's ``policy(obs)``: sampled actions, values and log-probabilities, the same bits.
+
+        :param obs: float32 observations, shape (n, obs_dim)
+        :return: actions (numpy, float32), values (n, 1) and log-probabilities (n,)
+        """
+        policy = self.policy
+        x = obs
+        for layer in policy.mlp_extractor.policy_net:
+            x = layer.forward(x)
+        mean_t = policy.action_net.forward(x)
+        std_t = policy.log_std.exp()
+        # Normal.sample is torch.normal(mean, std): normal_(0, 1) of that shape, * std, + mean.
+        noise = torch.randn(mean_t.shape).numpy()
+        mean, std = mean_t.numpy(), std_t.numpy()
+        actions = noise * std + mean
+        diff = actions - mean
+        log_prob = -(diff * diff) / (2 * (std * std)) - std_t.log().numpy() - LOG_SQRT_2PI
+        return actions, self._values(obs), torch.from_numpy(log_prob).sum(dim=1)
+
+    def _step_dummy(
+        self, env: DummyVecEnv, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """``DummyVecEnv.step`` without its deep copy of the infos."""
+        n = env.num_envs
+        new_obs = np.empty((n, *self.observation_space.shape), self.observation_space.dtype)
+        rewards = np.empty(n, dtype=np.float32)
+        dones = np.empty(n, dtype=bool)
+        infos = []
+        for i, sub_env in enumerate(env.envs):
+            obs, rewards[i], terminated, truncated, info = sub_env.step(actions[i])
+            dones[i] = terminated or truncated
+            info["TimeLimit.truncated"] = truncated and not terminated
+            if dones[i]:
+                info["terminal_observation"] = obs
+                obs, env.reset_infos[i] = sub_env.reset()
+            new_obs[i] = obs
+            infos.append(info)
+        return new_obs, rewards, dones, infos
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: RolloutBuffer,
+        n_rollout_steps: int,
+    ) -> bool:
+        """Fill ``rollout_buffer`` with ``n_rollout_steps`` steps per env, as SB3's PPO does.
+
+        :param env: the training VecEnv
+        :param callback: called at rollout start, after every step and at rollout end
+        :param rollout_buffer: the buffer to fill
+        :param n_rollout_steps: steps per env
+        :return: False if a callback stopped training, else True
+        """
+        if self._unsupported is not None:
+            return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
+        assert self._last_obs is not None, "No previous observation was provided"
+        self.policy.set_training_mode(False)
+        n_steps = 0
+        rollout_buffer.reset()
+        callback.on_rollout_start()
+        low, high = self.action_space.low, self.action_space.high
+        direct = type(env) is DummyVecEnv
+        shape = (env.num_envs, rollout_buffer.action_dim)
+        while n_steps < n_rollout_steps:
+            with torch.inference_mode():
+                obs_tensor = torch.as_tensor(self._last_obs).float().flatten(1)
+                actions, values, log_probs = self._act(obs_tensor)
+            clipped_actions = np.clip(actions, low, high)
+            if direct:
+                new_obs, rewards, dones, infos = self._step_dummy(env, clipped_actions)
+            else:
+                new_obs, rewards, dones, infos = env.step(clipped_actions)
+            self.num_timesteps += env.num_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+            for idx, done in enumerate(dones):
+                if (
+                    done
+                    and infos[idx].get("terminal_observation") is not None
+                    and infos[idx].get("TimeLimit.truncated", False)
+                ):
+                    terminal_obs = np.asarray(infos[idx]["terminal_observation"])[None]
+                    with torch.inference_mode():
+                        obs = torch.as_tensor(terminal_obs).float().flatten(1)
+                        terminal_value = self._values(obs)[0]
+                    rewards[idx] += self.gamma * terminal_value
+            # RolloutBuffer.add, written in place.
+            pos = rollout_buffer.pos
+            rollout_buffer.observations[pos] = self._last_obs
+            rollout_buffer.actions[pos] = actions.reshape(shape)
+            rollout_buffer.rewards[pos] = rewards
+            rollout_buffer.episode_starts[pos] = self._last_episode_starts
+            rollout_buffer.values[pos] = values.numpy().ravel()
+            rollout_buffer.log_probs[pos] = log_probs.numpy()
+            rollout_buffer.pos = pos + 1
+            rollout_buffer.full = rollout_buffer.pos == rollout_buffer.buffer_size
+            self._last_obs = new_obs
+            self._last_episode_starts = dones
+        with torch.inference_mode():
+            values = self._values(torch.as_tensor(new_obs).float().flatten(1))
+        rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    # ----- update ----------------------------------------------------------------------------
+
+    def _buffer_tensors(self) -> list[torch.Tensor]:
+        """The rollout buffer flattened as ``RolloutBuffer.get`` flattens it, as tensors."""
+        buffer = self.rollout_buffer
+        if not buffer.generator_ready:
+            for name in BUFFER_FIELDS:
+                buffer.__dict__[name] = buffer.swap_and_flatten(buffer.__dict__[name])
+            buffer.generator_ready = True
+        observations = torch.as_tensor(buffer.observations).float().flatten(1)
+        actions = torch.as_tensor(buffer.actions.astype(np.float32, copy=False))
+        rest = [torch.as_tensor(buffer.__dict__[name]).reshape(-1) for name in BUFFER_FIELDS[2:]]
+        return [observations, actions, *rest]
+
+    def train(self) -> None:
+        """Update the policy on the rollout buffer: SB3's PPO update, computed leaner."""
+        if self._unsupported is not None:
+            super().train()
+            return
+        policy = self.policy
+        policy.set_training_mode(True)
+        self._update_learning_rate(policy.optimizer)
+        clip_range = self.clip_range(self._current_progress_remaining)
+        clip_range_vf = None
+        if self.clip_range_vf is not None:
+            clip_range_vf = self.clip_range_vf(self._current_progress_remaining)
+        data = self._buffer_tensors()
+        n_samples = len(data[0])
+        entropy_losses, pg_losses, value_losses, clip_fractions = [], [], [], []
+        continue_training = True
+        for epoch in range(self.n_epochs):
+            approx_kl_divs = []
+            # RolloutBuffer.get draws this permutation when its first minibatch is asked for.
+            order = torch.from_numpy(np.random.permutation(n_samples))
+            epoch_data = [tensor[order] for tensor in data]
+            for start in range(0, n_samples, self.batch_size):
+                batch = [tensor[start : start + self.batch_size] for tensor in epoch_data]
+                observations, actions, old_values, old_log_prob, advantages, returns = batch
+                latent_pi, latent_vf = policy.mlp_extractor(observations)
+                mean = policy.action_net(latent_pi)
+                values = policy.value_net(latent_vf).flatten()
+                std = policy.log_std.exp()
+                log_prob = (-((actions - mean) ** 2) / (2 * std**2) - std.log() - LOG_SQRT_2PI).sum(
+                    dim=1
+                )
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                ratio = torch.exp(log_prob - old_log_prob)
+                policy_loss_1 = advantages * ratio
+                policy_loss_2 = advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                policy_loss = -torch.min(policy_loss_1, policy_loss_2).mean()
+                if clip_range_vf is None:
+                    values_pred = values
+                else:
+                    values_pred = old_values + torch.clamp(
+                        values - old_values, -clip_range_vf, clip_range_vf
+                    )
+                value_loss = F.mse_loss(returns, values_pred)
+                # Every sample has the same entropy (the std does not depend on the state).
+                with torch.set_grad_enabled(self.ent_coef != 0):
+                    entropy_loss = -(ENTROPY_CONSTANT + std.log()).sum()
+                if self.ent_coef != 0:
+                    loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                else:  # the gradient of 0 * entropy is exactly 0
+                    loss = policy_loss + self.vf_coef * value_loss
+                with torch.no_grad():
+                    log_ratio = log_prob - old_log_prob
+                    ratio_minus_one = ratio - 1
+                    clip_fraction = torch.mean((torch.abs(ratio_minus_one) > clip_range).float())
+                    approx_kl_div = torch.mean(ratio_minus_one - log_ratio).numpy()
+                pg_losses.append(policy_loss.item())
+                clip_fractions.append(clip_fraction.item())
+                value_losses.append(value_loss.item())
+                entropy_losses.append(entropy_loss.item())
+                approx_kl_divs.append(approx_kl_div)
+                if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
+                    continue_training = False
+                    if self.verbose >= 1:
+                        print(
+                            f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div:.2f}"
+                        )  # noqa: E501
+                    break
+                policy.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
+                policy.optimizer.step()
+            self._n_updates += 1
+            if not continue_training:
+                break
+        buffer = self.rollout_buffer
+        explained_var = explained_variance(buffer.values.flatten(), buffer.returns.flatten())
+        self.logger.record("train/entropy_loss", np.mean(entropy_losses))
+        self.logger.record("train/policy_gradient_loss", np.mean(pg_losses))
+        self.logger.record("train/value_loss", np.mean(value_losses))
+        self.logger.record("train/approx_kl", np.mean(approx_kl_divs))
+        self.logger.record("train/clip_fraction", np.mean(clip_fractions))
+        self.logger.record("train/loss", loss.item())
+        self.logger.record("train/explained_variance", explained_var)
+        self.logger.record("train/std", torch.exp(policy.log_std).mean().item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+        if clip_range_vf is not None:
+            self.logger.record("train/clip_range_vf", clip_range_vf)
