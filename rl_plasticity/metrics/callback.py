@@ -17,6 +17,7 @@ restored), so a run with the callback trains exactly as one without it.
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,11 @@ class PlasticityMetrics(BaseCallback):
     clipping; NaN before the first step).
 
     :param every: measure when ``num_timesteps`` crosses a multiple of this (and once at the first
-        opportunity, a baseline). Default 20,000: about 1% of PPO's training time with the paper's
-        settings (``bench/results/metrics.md``).
+        opportunity, a baseline, and at the end of training). On-policy algorithms are measured at
+        rollout ends (the rollout is the batch): an ``every`` that is not a multiple of the
+        rollout's ``n_steps * n_envs`` steps is warned about at training start, with the spacing
+        it gives. Default 20,000: about 1% of PPO's training time with the paper's settings
+        (``bench/results/metrics.md``).
     :param csv_path: file to append one row per measurement to (header written when the file is
         new or empty; an existing header is reused), or ``None``
     :param batch_size: observations per measurement (fewer if the buffer holds fewer)
@@ -149,6 +153,8 @@ class PlasticityMetrics(BaseCallback):
         #: full metric name (the CSV column) -> its short logger key
         self._logger_keys: dict[str, str] = {}
         self.n_measurements = 0
+        #: ``num_timesteps`` of the latest measurement
+        self.last_measured_step: int | None = None
 
     # ----- attaching -------------------------------------------------------------------------
 
@@ -160,8 +166,28 @@ class PlasticityMetrics(BaseCallback):
             self._grad_norms.setdefault(group.name, {})
             handle = group.optimizer.register_step_pre_hook(self._grad_hook(group.name))
             self._hook_handles.append(handle)
+        self._check_cadence()
+
+    def _check_cadence(self) -> None:
+        if isinstance(self.model, OnPolicyAlgorithm):
+            unit, size = "rollout", self.model.n_steps * self.model.n_envs
+        else:
+            unit, size = "step of all envs", self.model.n_envs
+        if self.every % size:
+            warnings.warn(
+                f"PlasticityMetrics: every={self.every} is not a multiple of the {unit} "
+                f"({size} env steps); each measurement waits for the first {unit} end at or "
+                f"after a multiple of {self.every}, so measurements come every "
+                f"{max(size, self.every)} steps on average, at multiples of {size}. Give a "
+                f"multiple of {size} for exact spacing",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def _on_training_end(self) -> None:
+        # The last step is always measured (a run's final state is what its summary reads).
+        if self.last_measured_step != self.num_timesteps and self._can_measure():
+            self._measure_and_record(with_hessian=False, with_probe=False)
         for handle in self._hook_handles:
             handle.remove()
         self._hook_handles.clear()
@@ -190,12 +216,16 @@ class PlasticityMetrics(BaseCallback):
             return True
         return False
 
-    def _on_step(self) -> bool:
-        self._last_infos = self.locals.get("infos")
+    def _can_measure(self) -> bool:
         if isinstance(self.model, OffPolicyAlgorithm):
             buffer = self.model.replay_buffer
-            if self.num_timesteps > self.model.learning_starts and buffer.size() > 0:
-                self._maybe_measure()
+            return self.num_timesteps > self.model.learning_starts and buffer.size() > 0
+        return self.model.rollout_buffer.full
+
+    def _on_step(self) -> bool:
+        self._last_infos = self.locals.get("infos")
+        if isinstance(self.model, OffPolicyAlgorithm) and self._can_measure():
+            self._maybe_measure()
         return True
 
     def _on_rollout_end(self) -> None:
@@ -207,6 +237,9 @@ class PlasticityMetrics(BaseCallback):
             return
         with_hessian = self._due("hessian", self.hessian_every)
         with_probe = self._due("probe", self.probe_every)
+        self._measure_and_record(with_hessian, with_probe)
+
+    def _measure_and_record(self, with_hessian: bool, with_probe: bool) -> None:
         np_state = np.random.get_state()
         device = self.model.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -217,6 +250,7 @@ class PlasticityMetrics(BaseCallback):
         if self.csv_path is not None:
             self._write_row(values)
         self.n_measurements += 1
+        self.last_measured_step = self.num_timesteps
 
     # ----- the measurement ---------------------------------------------------------------------
 
