@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 
 from rl_plasticity import report
+from rl_plasticity.report.metric_figures import family_plan
+from rl_plasticity.report.tables import layer_mean
 
 ENV = "fast-slippery-cheetah"
 SEEDS = (0, 1, 2, 3)
@@ -138,9 +140,11 @@ def test_reset_agent_found_by_method_name(tmp_path: Path) -> None:
     assert report.reset_reference(report.load_runs(tmp_path)) == "my-fresh-net"
 
 
-def test_phase_boundaries_first_episode_of_new_phase(sweep_root: Path) -> None:
+def test_phase_boundaries_at_the_exact_change_step(sweep_root: Path) -> None:
     runs = report.load_runs(sweep_root)
-    assert report.phase_boundaries(runs) == [1100.0, 2100.0]
+    # Changes apply at the episode end after the change point: the last episode of phase 0 ends
+    # at step 1000, the first of phase 1 (run in the new physics) at 1100.
+    assert report.phase_boundaries(runs) == [1000.0, 2000.0]
 
 
 def test_binned_on_grid_interpolates_within_samples() -> None:
@@ -168,7 +172,7 @@ def test_read_csv_skips_a_cut_off_last_line(tmp_path: Path) -> None:
     assert cols["x"][0] == 0.5 and math.isnan(cols["x"][1])
 
 
-def test_metric_columns_pick_the_panels_and_ignore_others() -> None:
+def test_family_plan_places_every_plasticity_column_once() -> None:
     columns = [
         "timestep",
         "phase",
@@ -179,10 +183,18 @@ def test_metric_columns_pick_the_panels_and_ignore_others() -> None:
         "plasticity/policy/grad_norm",
         "plasticity/critic/q.0/effective_rank",
     ]
-    assert report.metric_columns(columns) == {
-        "dead units": ["plasticity/policy/a.0/dead"],
-        "dormant (tau=0.025)": ["plasticity/policy/a.0/dormant_0.025"],
-        "effective rank": ["plasticity/critic/q.0/effective_rank"],
+    plan = family_plan(set(columns))
+    assert plan == {
+        "units": [
+            ("dead", None, ["plasticity/policy/a.0/dead"]),
+            ("dormant_0.025", None, ["plasticity/policy/a.0/dormant_0.025"]),
+            ("dormant_0.1", None, ["plasticity/policy/a.0/dormant_0.1"]),
+        ],
+        "rank": [("effective_rank", None, ["plasticity/critic/q.0/effective_rank"])],
+        "gradients": [
+            ("grad_norm", None, ["plasticity/policy/a.0/grad_norm"]),
+            ("grad_norm", "policy", ["plasticity/policy/grad_norm"]),
+        ],
     }
 
 
@@ -192,7 +204,9 @@ def test_write_report_figures_tables_and_failures(sweep_root: Path, tmp_path: Pa
     text = path.read_text()
     assert path == out / "report.md"
     assert (out / f"returns_{ENV}.png").stat().st_size > 10_000
-    assert (out / f"metrics_{ENV}.png").stat().st_size > 10_000
+    for family in ("units", "rank", "weights"):
+        assert (out / f"metrics_{family}_{ENV}.png").stat().st_size > 10_000
+    assert (out / f"phases_{ENV}.csv").read_text().startswith("agent,phase,iqm,low,high,n")
     assert "10 runs (8 done, 1 failed, 1 running)" in text
     assert "| ppo | 123.5 [" in text
     assert "| ppo | 0.0 [0.0, 0.0] | -50.0 [-50.0, -50.0] | -100.0 [-100.0, -100.0] |" in text
@@ -204,19 +218,16 @@ def test_write_report_without_reset_agent_or_metrics(tmp_path: Path) -> None:
     run = make_run(tmp_path, "ppo", 0)
     (run / "metrics.csv").unlink()
     text = report.write_report(tmp_path).read_text()
-    assert "relative to" not in text
+    assert "Return relative to" not in text
     assert "| ppo | 108.5 (n=1) | 208.5 (n=1) | 308.5 (n=1) |" in text
-    assert not (tmp_path / "report" / f"metrics_{ENV}.png").exists()
+    assert not list((tmp_path / "report").glob("metrics_*.png"))
 
 
-def test_layer_mean_curves_average_layers_then_seeds(sweep_root: Path) -> None:
-    runs = [r for r in report.load_runs(sweep_root) if r.status == "done"]
-    edges = np.linspace(0.0, 3000.0, 7)
-    curves = report.layer_mean_curves(runs, "weight_mean_abs", edges)
-    assert set(curves) == {"ppo", "ppo-reset"}
-    # Every layer reports step/3000 at steps 500, 1000, ..., 3000: the bins' ends.
-    np.testing.assert_allclose(curves["ppo"], np.arange(1, 7) / 6)
-    assert report.layer_mean_curves(runs, "no_such_metric", edges) == {}
+def test_layer_mean_averages_the_layers(sweep_root: Path) -> None:
+    run = next(r for r in report.load_runs(sweep_root) if r.agent == "ppo")
+    # Every layer reports step/3000 at steps 500, 1000, ..., 3000.
+    np.testing.assert_allclose(layer_mean(run, "weight_mean_abs"), np.arange(1, 7) / 6)
+    assert layer_mean(run, "no_such_metric") is None
 
 
 def test_summary_figure_with_and_without_reset_agent(sweep_root: Path, tmp_path: Path) -> None:
@@ -235,8 +246,8 @@ def test_metric_change_table_first_and_last(sweep_root: Path, tmp_path: Path) ->
     runs = [r for r in report.load_runs(sweep_root) if r.status == "done"]
     table = report.metric_change_table(runs)
     # Every metric column is step/3000, measured from step 500 to 3000.
-    first, last = table["ppo"]["dead units"]
-    assert first == pytest.approx(500 / 3000) and last == pytest.approx(1.0)
+    first, last, n = table["ppo"]["dead units"]
+    assert first == pytest.approx(500 / 3000) and last == pytest.approx(1.0) and n == 6
     text = report.write_report(sweep_root, tmp_path / "out").read_text()
-    assert "| agent | weight mean \\|w\\| | dead units | effective rank |" in text
-    assert "| ppo | 0.167 -> 1 | 0.167 -> 1 | 0.167 -> 1 |" in text
+    assert "| agent | weight mean \\|w\\| | dead units (%) | effective rank |" in text
+    assert "| ppo | 0.167 -> 1 | 16.7% -> 100% | 0.167 -> 1 |" in text

@@ -1,0 +1,281 @@
+"""The report's return figures and the summary row, and what every figure shares: one colour per
+row (agent) in every figure, step ticks as 200k / 1.5M, markers where points are few, legends
+outside the data, change markers at the exact change steps, PNGs saved uncropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+from PIL import Image
+
+from rl_plasticity.report.changes import drift_values, phase_boundaries
+from rl_plasticity.report.names import parameter_name
+from rl_plasticity.report.runs import Run, by_attribute
+from rl_plasticity.report.statistics import (
+    MIN_SEEDS_FOR_CI,
+    Estimate,
+    binned_on_grid,
+    mean_with_band,
+    nan_mean_over_rows,
+)
+
+#: Points on the common step grid that return curves are binned onto.
+GRID_POINTS = 100
+#: Curves with at most this many points are drawn with markers.
+FEW_POINTS = 30
+DPI = 100
+
+
+def colors_for(labels: Iterable[str]) -> dict[str, str]:
+    """One colour per row, the same in every figure of a report (sorted labels, tab10/tab20).
+
+    :param labels: every row label of the report
+    """
+    ordered = sorted(set(labels))
+    palette = "tab10" if len(ordered) <= 10 else "tab20"
+    import matplotlib
+
+    cmap = matplotlib.colormaps[palette]
+    return {label: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, label in enumerate(ordered)}
+
+
+def steps_label(x: float, _pos: int | None = None) -> str:
+    """Step-axis tick as 200k or 1.5M, so that narrow panels stay readable."""
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:g}M"
+    return f"{x / 1e3:g}k" if x else "0"
+
+
+def marker_for(n_points: int) -> dict:
+    """Line style keywords: a marker when a curve has few points.
+
+    :param n_points: finite points of the curve
+    """
+    return {"marker": "o", "markersize": 3.5} if n_points <= FEW_POINTS else {}
+
+
+def save(fig: Figure, path: Path) -> None:
+    """Write ``fig`` as a PNG quantized to 64 colours (a fourth of the size, nothing visible
+    lost), its bounding box grown to hold legends and titles outside the axes."""
+    fig.savefig(path, bbox_inches="tight", pad_inches=0.1)
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
+def grid_edges(tables: Iterable[dict[str, np.ndarray]], points: int = GRID_POINTS) -> np.ndarray:
+    """One step grid for every run of a figure: 0 to the last step any of them logged.
+
+    :param tables: column tables with a ``timestep`` column
+    :param points: number of bins
+    """
+    last = max(
+        (float(np.nanmax(t["timestep"])) for t in tables if t.get("timestep", np.empty(0)).size),
+        default=1.0,
+    )
+    return np.linspace(0.0, max(last, 1.0), points + 1)
+
+
+def mark_changes(ax: Axes, boundaries: list[float], label: bool = True) -> None:
+    """Dashed vertical lines at the physics changes.
+
+    :param ax: the axes
+    :param boundaries: change steps
+    :param label: give the first line a legend entry
+    """
+    for i, step in enumerate(boundaries):
+        ax.axvline(
+            step,
+            color="0.4",
+            linestyle="--",
+            linewidth=0.8,
+            label="physics change" if i == 0 and label else None,
+        )
+
+
+def style_axes(ax: Axes, steps: bool = True) -> None:
+    """Grid, small ticks, and step ticks as 200k on the x axis."""
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelsize=7)
+    if steps:
+        ax.xaxis.set_major_formatter(FuncFormatter(steps_label))
+
+
+def legend_outside(ax: Axes, fontsize: int = 7) -> None:
+    """The axes' legend to the right of the axes, off the data."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+
+
+def band_words(n_min: int) -> str:
+    """What the shaded band around a mean is, given the fewest seeds of a row."""
+    if n_min >= MIN_SEEDS_FOR_CI:
+        return "bootstrap 95% CI"
+    return f"range over seeds (n < {MIN_SEEDS_FOR_CI}: no CI)"
+
+
+def plot_returns(env: str, runs: list[Run], path: Path, colors: dict[str, str]) -> None:
+    """Episodic return against steps, one line per row (mean over seeds, band per
+    :func:`statistics.mean_with_band`); below it the drifting parameters' values over time.
+
+    :param env: the environment's label (title)
+    :param runs: the finished runs of that environment
+    :param path: the PNG to write
+    :param colors: row label -> colour
+    """
+    edges = grid_edges(r.episodes for r in runs)
+    x = edges[1:]
+    drift = drift_values(runs[0], x) if runs else {}
+    heights = [3, 1] if drift else [1]
+    fig = Figure(figsize=(7.6, 3.8 + (1.3 if drift else 0.0)), dpi=DPI)
+    axes = fig.subplots(len(heights), 1, sharex=True, gridspec_kw={"height_ratios": heights})
+    ax = axes[0] if drift else axes
+    boundaries = phase_boundaries(runs)
+    n_min = math.inf
+    for label, row_runs in by_attribute(runs, "label").items():
+        curves = np.array(
+            [
+                binned_on_grid(r.episodes["timestep"], r.episodes["return"], edges)
+                for r in row_runs
+                if "timestep" in r.episodes and "return" in r.episodes
+            ]
+        )
+        if curves.size == 0:
+            continue
+        n_min = min(n_min, len(curves))
+        mean, low, high = mean_with_band(curves)
+        color = colors[label]
+        ax.plot(x, mean, color=color, label=f"{label} (n={len(curves)})", linewidth=1.5)
+        ax.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0)
+    mark_changes(ax, boundaries)
+    band = band_words(int(n_min)) if n_min != math.inf else ""
+    ax.set_title(f"{env}: episodic return (mean over seeds; band: {band})", fontsize=10)
+    ax.set_ylabel("episodic return")
+    style_axes(ax)
+    legend_outside(ax, fontsize=8)
+    if drift:
+        low_ax = axes[1]
+        for key, values in drift.items():
+            low_ax.step(x, values, where="post", linewidth=1.2, label=parameter_name(key))
+        mark_changes(low_ax, boundaries, label=False)
+        low_ax.set_ylabel("value", fontsize=8)
+        low_ax.set_title("drifting parameter", fontsize=9)
+        style_axes(low_ax)
+        legend_outside(low_ax)
+        low_ax.set_xlabel("environment steps")
+    else:
+        ax.set_xlabel("environment steps")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def plot_summary(
+    env: str,
+    runs: list[Run],
+    path: Path,
+    table: dict[str, dict[int, Estimate]],
+    reference: str | None,
+    panels: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]],
+    colors: dict[str, str],
+) -> None:
+    """One row for the whole comparison: return per phase, then key metrics over time.
+
+    The first panel is each row's end-of-phase return minus the reset agent's (same phase,
+    same seed; IQM over seeds with its bootstrap interval as error bars) when there is a reset
+    agent, else the end-of-phase return.
+
+    :param env: the environment's label (title)
+    :param runs: the finished runs of that environment
+    :param path: the PNG to write
+    :param table: relative table against ``reference``, or the phase table without one
+    :param reference: the reset row, or None
+    :param panels: (title, row label -> (steps, curve)) per metric panel
+    :param colors: row label -> colour
+    """
+    panels = [(t, c) for t, c in panels if c]
+    fig = Figure(figsize=(3.4 * (1 + len(panels)) + 1.6, 3.3), dpi=DPI)
+    axes = fig.subplots(1, 1 + len(panels), squeeze=False)[0]
+    ax = axes[0]
+    shown = [label for label in sorted(table) if table[label]]
+    all_phases = sorted({p for label in shown for p in table[label]})
+    for i, label in enumerate(shown):
+        phases = sorted(table[label])
+        x = np.array(phases) + 0.5 * (i - (len(shown) - 1) / 2) / max(len(shown), 1)
+        est = [table[label][p] for p in phases]
+        y = np.array([e.iqm for e in est])
+        low = np.array([e.iqm - e.low if not math.isnan(e.low) else 0.0 for e in est])
+        high = np.array([e.high - e.iqm if not math.isnan(e.high) else 0.0 for e in est])
+        ax.errorbar(
+            x, y, yerr=[low, high], color=colors[label], marker="o", markersize=3.5,
+            linewidth=1.2, capsize=2, label=label,
+        )  # fmt: skip
+    if reference:
+        ax.axhline(0.0, color=colors.get(reference, "0.3"), linewidth=1.0, linestyle=":")
+        ax.set_ylabel(f"end-of-phase return\nminus {reference}'s", fontsize=8)
+        ax.set_title(f"return per phase vs {reference} (= 0)", fontsize=9)
+    else:
+        ax.set_ylabel("end-of-phase return", fontsize=8)
+        ax.set_title("return per phase (IQM over seeds)", fontsize=9)
+    _symlog_if_dwarfed(ax, [table[label][p].iqm for label in shown for p in table[label]])
+    ax.set_xlabel("phase", fontsize=8)
+    if all_phases:
+        ax.set_xticks(all_phases)
+        ax.set_xlim(all_phases[0] - 0.6, all_phases[-1] + 0.6)
+    style_axes(ax, steps=False)
+    boundaries = phase_boundaries(runs)
+    for ax, (title, curves) in zip(axes[1:], panels, strict=True):
+        for label, (steps, curve) in curves.items():
+            n = int(np.sum(np.isfinite(curve)))
+            ax.plot(steps, curve, color=colors[label], linewidth=1.2, label=label, **marker_for(n))
+        mark_changes(ax, boundaries)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("environment steps", fontsize=8)
+        style_axes(ax)
+    handles, labels = axes[-1].get_legend_handles_labels()
+    for label in shown:
+        if label not in labels:
+            handles.append(axes[0].get_legend_handles_labels()[0][shown.index(label)])
+            labels.append(label)
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(f"{env}: summary (mean over seeds)", fontsize=10)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def _symlog_if_dwarfed(ax: Axes, values: list[float]) -> None:
+    # One phase's returns dwarf the others' (a physics that allows an exploit, say): a symmetric
+    # log scale, linear up to the typical size, keeps every phase readable.
+    finite = np.abs([v for v in values if np.isfinite(v)])
+    typical = float(np.median(finite)) if finite.size else 0.0
+    if typical > 0 and finite.max() > 10 * typical:
+        linthresh = 10 ** math.floor(math.log10(4 * typical))
+        ax.set_yscale("symlog", linthresh=linthresh, linscale=2)
+        ax.set_ylabel(ax.get_ylabel() + " (symlog)", fontsize=8)
+
+
+def mean_curve(tables: list[dict[str, np.ndarray]], column: str) -> tuple[np.ndarray, ...]:
+    """Mean over seeds of one column, at the measurement steps.
+
+    Tables measured at the same steps are averaged step by step; otherwise each is binned onto a
+    common grid of as many points as the longest has measurements.
+
+    :param tables: one column table per seed (``metrics``, ``progress``), with ``timestep``
+    :param column: the column
+    :return: (steps, mean), both empty when no table has the column
+    """
+    tables = [t for t in tables if column in t and "timestep" in t and t["timestep"].size]
+    if not tables:
+        return np.empty(0), np.empty(0)
+    first = tables[0]["timestep"]
+    if all(t["timestep"].shape == first.shape and np.all(t["timestep"] == first) for t in tables):
+        return first, nan_mean_over_rows(np.vstack([t[column] for t in tables]))
+    edges = grid_edges(tables, min(GRID_POINTS, max(t["timestep"].size for t in tables)))
+    curves = np.vstack([binned_on_grid(t["timestep"], t[column], edges) for t in tables])
+    return edges[1:], nan_mean_over_rows(curves)
