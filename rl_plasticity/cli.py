@@ -72,11 +72,23 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from rl_plasticity.report import write_report
+    from rl_plasticity.sweep import parse_seeds
 
     if not Path(args.dir).is_dir():
         return _error(f"{args.dir}: no such directory")
+
+    def names(text: str | None) -> list[str] | None:
+        return [n for n in text.split(",") if n] if text is not None else None
+
     try:
-        report = write_report(Path(args.dir), Path(args.out) if args.out else None)
+        report = write_report(
+            Path(args.dir),
+            Path(args.out) if args.out else None,
+            groups=names(args.groups),
+            envs=names(args.envs),
+            agents=names(args.agents),
+            seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
+        )
     except ConfigError as e:
         return _error(str(e))
     print(report)
@@ -159,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="figures and a Markdown report of the runs under DIR")
     p.add_argument("dir", help="a folder of runs (e.g. runs/sweep)")
     p.add_argument("--out", default=None, help="where to write (default: DIR/report)")
+    p.add_argument("--groups", default=None, help="only these groups, comma-separated")
+    p.add_argument("--envs", default=None, help="only these env specs, comma-separated")
+    p.add_argument("--agents", default=None, help="only these agent specs, comma-separated")
+    p.add_argument("--seeds", default=None, help="only these seeds, e.g. 0-4 or 0,2,5")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("envs", help="list environment specs")

@@ -55,19 +55,22 @@ def make_run(
     status: str = "done",
     reason: str | None = None,
     method: str = "none",
+    group: str = "g",
+    phases: int = PHASES,
+    agent_settings: dict | None = None,
 ) -> Path:
     """One run directory following the contract, with the returns of the module docstring."""
-    path = root / "g" / f"{ENV}__{agent}__s{seed}"
+    path = root / group / f"{ENV}__{agent}__s{seed}"
     path.mkdir(parents=True)
-    steps = PHASES * EPISODES_PER_PHASE * EPISODE_LENGTH
+    steps = phases * EPISODES_PER_PHASE * EPISODE_LENGTH
     config = {
         "env": {"name": ENV},
-        "agent": {"name": agent, "method": {"name": method}},
+        "agent": {"name": agent, "method": {"name": method}, **(agent_settings or {})},
         "seed": seed,
         "steps": steps,
         "env_name": ENV,
         "agent_name": agent,
-        "group": "g",
+        "group": group,
         "versions": {},
         "git_commit": None,
     }
@@ -76,7 +79,7 @@ def make_run(
         json.dumps({"status": status, "reason": reason, "timestep": steps})
     )
     episodes = []
-    for p in range(PHASES):
+    for p in range(phases):
         for i in range(EPISODES_PER_PHASE):
             step = (p * EPISODES_PER_PHASE + i + 1) * EPISODE_LENGTH
             ret = 100 * (p + 1) + 10 * seed + i + offset_per_phase * p

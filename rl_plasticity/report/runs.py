@@ -187,8 +187,8 @@ def select_runs(
 ) -> list[Run]:
     """The runs whose group, env, agent and seed are among those given (None: any).
 
-    :raises ConfigError: when a name given matches no run (a typo would otherwise empty the
-        report silently)
+    :raises ConfigError: when a group, env or agent name given matches no run (a typo would
+        otherwise empty the report silently), or when no run has any of the seeds
     """
     chosen = runs
     for key, wanted, attribute in (
@@ -202,6 +202,8 @@ def select_runs(
         wanted = list(wanted)
         present = {getattr(r, attribute) for r in runs}
         missing = [w for w in wanted if w not in present]
+        if attribute == "seed" and len(missing) < len(wanted):
+            missing = []  # a seed range may reach past the seeds run
         if missing:
             allowed = ", ".join(str(p) for p in sorted(present)) or "none"
             raise ConfigError(key, ",".join(map(str, missing)), f"runs found have: {allowed}")

@@ -189,6 +189,8 @@ def _run_changes(run: Run, ref: Run | None) -> dict[int, dict[str, float]]:
     if steps is None or returns is None:
         return {}
     changes = change_steps(run)
+    if not changes:
+        return {}
     ends = [*changes[1:], float(run.last_step)]
     own = end_of_phase_returns(run)
     ref_levels = end_of_phase_returns(ref) if ref is not None else {}
