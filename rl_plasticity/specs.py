@@ -34,7 +34,7 @@ from rl_plasticity.errors import ConfigError
 
 KINDS = ("envs", "agents")
 
-ALGORITHMS = ("PPO", "A2C", "SAC", "TD3", "DQN")
+ALGORITHMS = ("PPO", "A2C", "SAC", "TD3", "DQN", "FastPPO")
 INITS = ("sb3_default", "lecun_uniform")
 VEC_ENVS = ("auto", "dummy", "subproc")
 DEVICES = ("auto", "cpu", "cuda")
@@ -410,7 +410,12 @@ def load_env_spec(name_or_path: str | Path) -> EnvSpec:
 
 
 def algorithm_class(name: str) -> type:
-    """The SB3 algorithm class of that name (one of :data:`ALGORITHMS`)."""
+    """The SB3 algorithm class of that name (one of :data:`ALGORITHMS`; ``FastPPO`` is
+    :class:`rl_plasticity.sb3.FastPPO`, SB3's PPO made faster)."""
+    if name == "FastPPO":
+        from rl_plasticity.sb3 import FastPPO
+
+        return FastPPO
     import stable_baselines3 as sb3
 
     return getattr(sb3, name)
