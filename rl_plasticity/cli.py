@@ -1,15 +1,19 @@
 """The ``rlp`` command line: train, sweep, report, envs, agents.
 
 Exit codes: 0 success, 1 a run (or some runs of a sweep) failed, 2 bad input (a spec, a flag, an
-existing run), with a one-line error on stderr.
+existing run), 130 / 143 interrupted by SIGINT / SIGTERM (after a checkpoint; the one line printed
+says how to resume), with a one-line message on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from rl_plasticity.errors import ConfigError
 
@@ -21,10 +25,64 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
+def _note(line: str) -> None:
+    print(f"rlp: {line}", file=sys.stderr, flush=True)
+
+
+def _exit_code(signum: int | None) -> int:
+    """128 + the signal's number, as a shell reports a process ended by it."""
+    return 128 + (signum or signal.SIGINT)
+
+
+def _again(argv: Sequence[str], flag: str) -> str:
+    """The command line that continues this one: the same arguments with ``flag``."""
+    kept = [a for a in argv if a not in ("--resume", "--restart")]
+    return "rlp " + shlex.join([*kept, flag])
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``rlp: error: ...``) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"rlp: error: {self.prog.removeprefix('rlp ')}: {message}\n")
+
+
+def _count(key: str, minimum: int = 1) -> Callable[[str], int]:
+    from rl_plasticity.overrides import parse_count
+
+    def parse(text: str) -> int:
+        try:
+            return parse_count(text, key, minimum)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(e.allowed) from None
+
+    return parse
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"a positive number of minutes, not {text!r}")
+    return value
+
+
+def _evaluation(args: argparse.Namespace) -> Any:
+    from rl_plasticity.evaluation import EvalSettings, parse_phases
+
+    if args.eval_every is None:
+        return None
+    return EvalSettings(args.eval_every, args.eval_episodes, parse_phases(args.eval_phases))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from rl_plasticity.experiment import RunExistsError, RunSetupError, train
+    from rl_plasticity.overrides import combinations, parse_sets
 
     try:
+        (assignment,) = combinations(parse_sets(args.set or []))
         result = train(
             args.env,
             args.agent,
@@ -33,11 +91,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
             root=args.root,
             group=args.group,
             resume=args.resume,
+            restart=args.restart,
             device=args.device,
             progress_bar=not args.no_progress,
+            overrides=assignment,
+            evaluation=_evaluation(args),
+            checkpoint_minutes=args.checkpoint_minutes,
+            echo=_note,
         )
     except (ConfigError, RunExistsError, RunSetupError) as e:
         return _error(str(e))
+    if result.status == "interrupted":
+        name = signal.Signals(result.signum or signal.SIGINT).name
+        if result.timestep is None:
+            _note(
+                f"interrupted ({name}) before the first checkpoint; start again with: "
+                f"{_again(args.argv, '--restart')}"
+            )
+        else:
+            _note(
+                f"interrupted ({name}) at step {result.timestep:,}, checkpointed; resume with: "
+                f"{_again(args.argv, '--resume')}"
+            )
+        return _exit_code(result.signum)
     if result.status == "failed":
         print(f"rlp: run failed: {result.reason}", file=sys.stderr)
         print(result.path)
@@ -49,24 +125,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from rl_plasticity.sweep import parse_seeds, sweep
+    from rl_plasticity.overrides import parse_sets
+    from rl_plasticity.sweep import SweepProgress, parse_seeds, sweep
 
     try:
         seeds = parse_seeds(args.seeds)
-        result = sweep(
-            [e for e in args.envs.split(",") if e],
-            [a for a in args.agents.split(",") if a],
-            seeds,
-            args.steps,
-            root=args.root,
-            group=args.group,
-            jobs=args.jobs,
-            backend=args.backend,
-            address=args.address,
-        )
+        overrides = parse_sets(args.set or [], grid=True)
+        evaluation = _evaluation(args)
+        with SweepProgress(enabled=not args.no_progress) as progress:
+            result = sweep(
+                [e for e in args.envs.split(",") if e],
+                [a for a in args.agents.split(",") if a],
+                seeds,
+                args.steps,
+                root=args.root,
+                group=args.group,
+                jobs=args.jobs,
+                backend=args.backend,
+                address=args.address,
+                overrides=overrides,
+                evaluation=evaluation,
+                checkpoint_minutes=args.checkpoint_minutes,
+                echo=progress.echo,
+                progress=progress,
+            )
     except ConfigError as e:
         return _error(str(e))
     print(result.summary())
+    if result.signum is not None:
+        name = signal.Signals(result.signum).name
+        _note(
+            f"sweep interrupted ({name}), {result.interrupted} runs checkpointed; resume with: "
+            f"rlp {shlex.join(args.argv)}"
+        )
+        return _exit_code(result.signum)
     return EXIT_FAILED if result.failed else EXIT_OK
 
 
@@ -136,36 +228,95 @@ def _list_specs(specs: dict[str, Path], describe_one: Callable[[Path], str]) -> 
     return EXIT_OK
 
 
+def _add_run_options(p: argparse.ArgumentParser, grid: bool) -> None:
+    """Options that ``train`` and ``sweep`` share: --set, checkpoints, evaluation, progress."""
+    values = "VALUE[,VALUE...]" if grid else "VALUE"
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar=f"KEY={values}",
+        help="override a dotted agent spec key with a TOML value, e.g. "
+        "hyperparameters.learning_rate=3e-4"
+        + ("; several values: one agent per combination" if grid else "")
+        + " (repeatable)",
+    )
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=_minutes,
+        metavar="MINUTES",
+        help="also checkpoint every this many minutes (besides the spec's checkpoint_every)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=_count("eval-every"),
+        metavar="STEPS",
+        help="evaluate the deterministic policy every this many steps into eval.csv (default: "
+        "no evaluation)",
+    )
+    p.add_argument(
+        "--eval-episodes", type=_count("eval-episodes"), default=5, help="episodes per physics"
+    )
+    p.add_argument(
+        "--eval-phases",
+        default="all",
+        help="earlier phases to evaluate besides the current one (all, or the N most recent)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``rlp`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="rlp", description="Study and fix loss of plasticity in deep RL."
+    from importlib import metadata
+
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    parser = _Parser(prog="rlp", description="Study and fix loss of plasticity in deep RL.")
+    parser.add_argument(
+        "--version", action="version", version=f"rlp {metadata.version('rl_plasticity')}"
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train one agent on one environment")
+    p = sub.add_parser("train", help="train one agent on one environment", formatter_class=defaults)
     p.add_argument("--env", required=True, help="env spec name or .toml path")
     p.add_argument("--agent", required=True, help="agent spec name or .toml path")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, required=True, help="total environment steps")
+    p.add_argument("--seed", type=int, default=0, help="seed of the algorithm, networks and envs")
+    p.add_argument(
+        "--steps",
+        type=_count("steps"),
+        required=True,
+        help="total environment steps (1000000, 1_000_000 or 1e6; rounded up to whole rollouts)",
+    )
     p.add_argument("--root", type=Path, default=Path("runs"), help="folder of run groups")
     p.add_argument("--out", dest="root", type=Path, help="alias of --root")
     p.add_argument("--group", default="default", help="sub-folder for this batch of runs")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="overrides the agent spec")
-    p.add_argument("--resume", action="store_true", help="continue an unfinished run")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run from its last checkpoint (a run not started yet starts; one "
+        "without a checkpoint is refused)",
+    )
+    again.add_argument(
+        "--restart", action="store_true", help="train the run again from step 0, replacing it"
+    )
+    _add_run_options(p, grid=False)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("sweep", help="train a grid of envs x agents x seeds")
+    p = sub.add_parser(
+        "sweep", help="train a grid of envs x agents x seeds", formatter_class=defaults
+    )
     p.add_argument("--envs", required=True, help="comma-separated env specs")
     p.add_argument("--agents", required=True, help="comma-separated agent specs")
     p.add_argument("--seeds", default="0", help="e.g. 0-4 or 0,2,5")
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--root", type=Path, default=Path("runs"))
-    p.add_argument("--group", default="sweep")
-    p.add_argument("--jobs", type=int, default=None, help="parallel runs (default: every core)")
-    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--steps", type=_count("steps"), required=True, help="environment steps per run")
+    p.add_argument("--root", type=Path, default=Path("runs"), help="folder of run groups")
+    p.add_argument("--group", default="sweep", help="this sweep's folder under --root")
+    p.add_argument(
+        "--jobs", type=_count("jobs"), default=None, help="parallel runs (default: every core)"
+    )
+    p.add_argument("--backend", choices=("local", "ray"), default="local", help="where runs run")
     p.add_argument("--address", default=None, help="Ray cluster address (with --backend ray)")
+    _add_run_options(p, grid=True)
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("report", help="figures and a Markdown report of the runs under DIR")
@@ -188,8 +339,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``rlp`` with ``argv`` (default: the process's arguments); return the exit code."""
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a bad argument (one line, exit 2)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    args.argv = argv
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C
+        _note("interrupted")
+        return _exit_code(signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.overrides import Assignment, name_suffix
+from rl_plasticity.overrides import apply as apply_overrides
 
 KINDS = ("envs", "agents")
 
@@ -441,10 +443,12 @@ def _check_named_table(
         raise e.under(key) from None
 
 
-def load_agent_spec(name_or_path: str | Path) -> AgentSpec:
+def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> AgentSpec:
     """Load and validate an agent spec.
 
     :param name_or_path: a shipped spec name (``ppo-cbp``) or a path to a TOML file
+    :param overrides: ``--set`` values laid over the file's table before it is validated (see
+        :mod:`rl_plasticity.overrides`); they are named in the spec's name
     :raises ConfigError: naming the file, key, value and what is allowed
     """
     from rl_plasticity.metrics import PlasticityMetrics
@@ -452,6 +456,7 @@ def load_agent_spec(name_or_path: str | Path) -> AgentSpec:
 
     path, data = _load("agents", name_or_path)
     try:
+        data = apply_overrides(data, overrides)
         _check_table(data, AGENT_KEYS)
         algorithm = data.get("algorithm")
         if algorithm not in ALGORITHMS:
@@ -499,7 +504,7 @@ def load_agent_spec(name_or_path: str | Path) -> AgentSpec:
         except ConfigError as e:
             raise e.under("metrics") from None
         spec = AgentSpec(
-            name=path.stem,
+            name=path.stem + name_suffix(overrides),
             path=path,
             algorithm=algorithm,
             description=data.get("description", ""),

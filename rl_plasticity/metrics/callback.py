@@ -192,6 +192,38 @@ class PlasticityMetrics(BaseCallback):
             handle.remove()
         self._hook_handles.clear()
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to measure as the uninterrupted one would (while attached).
+
+        Gradient norms are kept by position in each network's optimizer, as a resumed model has
+        new parameter objects.
+        """
+        return {
+            "last_bucket": dict(self._last_bucket),
+            "rng": self._rng.bit_generator.state,
+            "previous_weights": dict(self._previous_weights),
+            "grad_norms": {
+                g.name: [self._grad_norms.get(g.name, {}).get(id(p)) for p in _parameters(g)]
+                for g in self._groups
+            },
+            "n_measurements": self.n_measurements,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; call once training has started (the model is attached).
+
+        :param state: from :meth:`state_dict` of the same callback settings and architecture
+        """
+        self._last_bucket.update(state["last_bucket"])
+        self._rng.bit_generator.state = state["rng"]
+        self._previous_weights = dict(state["previous_weights"])
+        for group in self._groups:
+            norms = state["grad_norms"].get(group.name, [])
+            self._grad_norms[group.name] = {
+                id(p): n for p, n in zip(_parameters(group), norms, strict=False) if n is not None
+            }
+        self.n_measurements = state["n_measurements"]
+
     def _grad_hook(self, name: str) -> Callable[..., None]:
         # Norms (not copies) of the gradients the optimizer is about to apply: later backward
         # passes (SAC's actor loss runs through the critic) must not change what is reported.
@@ -556,3 +588,8 @@ def _probe_networks(model: BaseAlgorithm, b: _Batch) -> dict[str, tuple[nn.Modul
             "actor/probe_loss": (head, actor_features),
             "critic/probe_loss": (critic.q_networks[0], critic_inputs),
         }
+
+
+def _parameters(group: NetworkGroup) -> list[torch.Tensor]:
+    """A network's parameters in its optimizer's order."""
+    return [p for pg in group.optimizer.param_groups for p in pg["params"]]

@@ -187,6 +187,33 @@ class NonstationaryWrapper(gym.Wrapper):
         else:
             self._next_due = self._next_change(self._global_step)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule position and the values in effect (for an exact resume)."""
+        return {
+            "global_step": self._global_step,
+            "applied": list(self._applied),
+            "context": dict(self._context),
+            "next_due": self._next_due,
+            "applied_key": self._applied_key,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` and write its values into the model.
+
+        :param state: from :meth:`state_dict` of a wrapper with the same config
+        """
+        for setter, value in zip(self._setters, state["applied"], strict=True):
+            setter.apply(value)
+        self._applied = list(state["applied"])
+        self._context = dict(state["context"])
+        self._context_values = np.array(
+            [v for k, v in self._context.items() if k not in ("phase", "global_step")],
+            dtype=np.float64,
+        )
+        self._global_step = int(state["global_step"])
+        self._next_due = int(state["next_due"])
+        self._applied_key = tuple(state["applied_key"])
+
     @property
     def global_step(self) -> int:
         """The global step after this env's last step."""

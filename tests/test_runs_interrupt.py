@@ -1,0 +1,181 @@
+"""Signals during `rlp train`: checkpoint, status `interrupted`, one line, exit 130/143; resume
+continues bit for bit as the uninterrupted run; --resume without a checkpoint is refused."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+
+from rl_plasticity.cli import main
+from rl_plasticity.evaluation import EvalSettings
+from rl_plasticity.experiment import checkpoints, read_status, train
+from tests.conftest import TINY_PPO, write_spec
+
+# Checkpoints every rollout (512 steps); HalfCheetah's episodes are 1000 steps, so the checkpoints
+# at 512 and 1024 fall inside an episode. CBP's state and an evaluation ride along.
+EXACT_PPO = TINY_PPO.replace("checkpoint_every = 1024", "checkpoint_every = 512") + (
+    '\n[method]\nname = "cbp"\nreplacement_rate = 5e-2\nmaturity_threshold = 4\n'
+)
+
+
+class SignalAt(BaseCallback):
+    """Send ``signum`` to this process once ``num_timesteps`` reaches ``step``."""
+
+    def __init__(self, step: int, signum: int) -> None:
+        super().__init__()
+        self.step, self.signum, self.sent = step, signum, False
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+        return True
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        # Wall-clock columns (time/*) are the only ones allowed to differ.
+        return [
+            {k: v for k, v in r.items() if not k.startswith("time/") or k.endswith("timesteps")}
+            for r in csv.DictReader(f)
+        ]
+
+
+def _parameters(run: Path) -> dict[str, torch.Tensor]:
+    return PPO.load(run / "final_model.zip", device="cpu").policy.state_dict()
+
+
+def test_interrupted_run_resumes_bit_for_bit(tmp_path, tiny_env):
+    agent = write_spec(tmp_path, "exact-ppo", EXACT_PPO)
+    kwargs = {"root": tmp_path / "runs", "evaluation": EvalSettings(every=1024, episodes=1)}
+    whole = train(tiny_env, agent, 5, 1536, group="whole", **kwargs)
+    assert whole.status == "done"
+
+    # SIGINT in the middle of the second rollout: it and its update finish, then a checkpoint.
+    stop = SignalAt(700, signal.SIGINT)
+    cut = train(tiny_env, agent, 5, 1536, group="cut", callbacks=[stop], **kwargs)
+    assert (cut.status, cut.timestep, cut.signum) == ("interrupted", 1024, signal.SIGINT)
+    status = read_status(cut.path)
+    assert (status["status"], status["timestep"]) == ("interrupted", 1024)
+    assert checkpoints(cut.path / "checkpoints")[-1].name == "step_000000001024"
+    # Nothing past the checkpoint is kept: the resume writes it again.
+    assert [int(r["timestep"]) for r in _rows(cut.path / "episodes.csv")] == [1000]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    notes: list[str] = []
+    resumed = train(tiny_env, agent, 5, 1536, group="cut", resume=True, echo=notes.append, **kwargs)
+    assert resumed.status == "done"
+    assert notes == [f"resuming {cut.path} from step 1,024 of 1,536"]
+    for name in ("episodes.csv", "metrics.csv", "progress.csv", "eval.csv"):
+        assert _rows(cut.path / name) == _rows(whole.path / name), name
+    logged = _rows(whole.path / "progress.csv")
+    assert len(logged) == 3
+    assert int(logged[-1]["method/pi1/replaced_total"]) > 0  # CBP acted: its state mattered
+    assert [r["timestep"] for r in _rows(whole.path / "metrics.csv")] == ["512", "1024", "1536"]
+    ours, theirs = _parameters(cut.path), _parameters(whole.path)
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+def test_resume_from_a_checkpoint_inside_an_episode_after_a_finished_run(tmp_path, tiny_env):
+    # Extending a finished run starts from its final checkpoint (512: mid-episode).
+    agent = write_spec(tmp_path, "exact-ppo", EXACT_PPO)
+    root = tmp_path / "runs"
+    whole = train(tiny_env, agent, 1, 1536, root=root, group="whole")
+    assert train(tiny_env, agent, 1, 512, root=root, group="short").status == "done"
+    longer = train(tiny_env, agent, 1, 1536, root=root, group="short", resume=True)
+    assert longer.status == "done"
+    for name in ("episodes.csv", "metrics.csv", "progress.csv"):
+        assert _rows(longer.path / name) == _rows(whole.path / name), name
+
+
+def _train_argv(env: Path, agent: Path, root: Path, steps: str) -> list[str]:
+    argv = ["train", "--env", str(env), "--agent", str(agent), "--steps", steps]
+    return [*argv, "--root", str(root), "--no-progress"]
+
+
+def test_sigterm_checkpoints_prints_one_line_and_exits_143(tmp_path, tiny_env, tiny_agent):
+    root = tmp_path / "runs"
+    argv = _train_argv(tiny_env, tiny_agent, root, "8192")
+    run = root / "default" / "tiny-cheetah__tiny-ppo__s0"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "rl_plasticity.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not checkpoints(run / "checkpoints"):
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 143, err
+    status = read_status(run)
+    assert status["status"] == "interrupted" and status["reason"] == "SIGTERM"
+    step = status["timestep"]
+    assert 1024 <= step < 8192 and step % 512 == 0
+    assert checkpoints(run / "checkpoints")[-1].name == f"step_{step:012d}"
+    lines = [line for line in err.splitlines() if "Warning" not in line and "model =" not in line]
+    assert lines == [
+        f"rlp: interrupted (SIGTERM) at step {step:,}, checkpointed; resume with: rlp "
+        + " ".join(argv)
+        + " --resume"
+    ]
+    assert out == ""
+    assert main([*argv, "--resume"]) == 0
+    assert read_status(run)["timestep"] == 8192
+
+
+def test_resume_without_a_checkpoint_is_refused_and_restart_starts_over(
+    tmp_path, tiny_env, tiny_agent, capsys
+):
+    root = tmp_path / "runs"
+    argv = _train_argv(tiny_env, tiny_agent, root, "512")
+    run = root / "default" / "tiny-cheetah__tiny-ppo__s0"
+    assert main(argv) == 0
+    # As if killed before its first checkpoint.
+    for folder in checkpoints(run / "checkpoints"):
+        for file in folder.iterdir():
+            file.unlink()
+        folder.rmdir()
+    (run / "status.json").write_text(json.dumps({"status": "running", "timestep": 300}))
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"rlp: error: {run} has no checkpoint to resume from (status: running at step 300); "
+        "--restart trains it again from step 0"
+    ]
+    assert main([*argv, "--restart"]) == 0
+    assert f"restarting {run} from step 0" in capsys.readouterr().err
+    assert read_status(run)["status"] == "done"
+    assert main([*argv, "--resume", "--restart"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("steps", "trained", "note"),
+    [("1000", 1024, "steps 1,000 rounded up to 1,024"), ("1e3", 1024, "rounded up"),
+     ("1_024", 1024, None)],
+)  # fmt: skip
+def test_steps_are_whole_rollouts_and_rounding_is_said(
+    tmp_path, tiny_env, tiny_agent, capsys, steps, trained, note
+):
+    root = tmp_path / "runs"
+    assert main(_train_argv(tiny_env, tiny_agent, root, steps)) == 0
+    status = read_status(root / "default" / "tiny-cheetah__tiny-ppo__s0")
+    assert (status["timestep"], status["steps"]) == (trained, trained)
+    err = capsys.readouterr().err
+    if note is None:
+        assert "rounded" not in err
+    else:
+        assert note in err and "whole rollouts of 512 steps" in err
