@@ -1,0 +1,66 @@
+"""`rlp sweep`: a signal checkpoints every running run and exits 130/143 with the command that
+resumes; running the sweep again finishes them; the totals of the progress display."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rl_plasticity import sweep as sw
+from rl_plasticity.cli import main
+from rl_plasticity.experiment import RunResult, checkpoints, read_status, write_status
+
+
+def test_progress_totals_count_runs_and_steps(tmp_path):
+    tasks = [sw.RunTask(("true",), tmp_path / f"r{i}", tmp_path / f"r{i}.log", 1000) for i in "ab"]
+    for task in tasks:
+        task.path.mkdir()
+    write_status(tasks[0].path, "done", timestep=1000)
+    progress = sw.SweepProgress(enabled=False)
+    progress.begin(tasks)
+    progress.finished(RunResult(tasks[0].path, "skipped"))
+    progress.started(tasks[1])
+    write_status(tasks[1].path, "running", timestep=250)
+    line = progress.totals()
+    assert line.startswith("1/2 runs done, 1 running, 0 failed; 1,250/2,000 steps (")
+    assert "left)" in line  # 250 steps since the start give a rate and an estimate
+
+
+@pytest.mark.slow  # about 40 s on 2 cores
+def test_sigint_checkpoints_every_run_and_the_same_sweep_resumes(tmp_path, tiny_env, tiny_agent):
+    root = tmp_path / "runs"
+    argv = ["sweep", "--envs", str(tiny_env), "--agents", str(tiny_agent), "--seeds", "0-1"]
+    argv += ["--steps", "4096", "--root", str(root), "--group", "g", "--jobs", "2"]
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "rl_plasticity.cli", *argv, "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    runs = [root / "g" / f"tiny-cheetah__tiny-ppo__s{s}" for s in (0, 1)]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not all(checkpoints(r / "checkpoints") for r in runs):
+        time.sleep(0.05)
+    sweep.send_signal(signal.SIGINT)
+    out, err = sweep.communicate(timeout=180)
+    assert sweep.returncode == 130, err
+    for run in runs:
+        status = read_status(run)
+        assert (status["status"], status["reason"]) == ("interrupted", "SIGINT"), status
+        assert checkpoints(run / "checkpoints")[-1].name == f"step_{status['timestep']:012d}"
+    assert "2 runs: 0 done, 0 failed, 0 skipped, 2 interrupted" in out
+    assert err.strip().splitlines()[-1] == (
+        "rlp: sweep interrupted (SIGINT), 2 runs checkpointed; resume with: rlp "
+        + " ".join([*argv, "--no-progress"])
+    )
+    assert "Traceback" not in err
+
+    assert main([*argv, "--no-progress"]) == 0
+    for run in runs:
+        assert read_status(run)["status"] == "done"
+        log = (root / "g" / "logs" / f"{run.name}.log").read_text()
+        assert "rlp: resuming" in log and "Traceback" not in log
