@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Characters of the offending value's repr shown in a message (the message is one line).
+MAX_VALUE_CHARS = 80
+
 
 class ConfigError(ValueError):
     """A configuration value that is not allowed.
@@ -27,7 +30,10 @@ class ConfigError(ValueError):
     def _message(self) -> str:
         where = f"{self.file}: " if self.file else ""
         key = f"{self.key}: " if self.key else ""
-        return f"{where}{key}got {self.value!r}; {self.allowed}"
+        value = repr(self.value)
+        if len(value) > MAX_VALUE_CHARS:  # a 400-digit integer or a whole table
+            value = value[: MAX_VALUE_CHARS - 3] + "..."
+        return f"{where}{key}got {value}; {self.allowed}"
 
     def with_file(self, file: str) -> ConfigError:
         """The same error, naming ``file``."""

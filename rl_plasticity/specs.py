@@ -33,6 +33,15 @@ else:  # pragma: no cover
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.overrides import Assignment, name_suffix
 from rl_plasticity.overrides import apply as apply_overrides
+from rl_plasticity.validate import (
+    HYPERPARAMETER_RULES,
+    MAX_ENVS,
+    MAX_ROLLOUT,
+    OPTIMIZER_RULES,
+    check_finite_tree,
+    check_int,
+    check_net_arch,
+)
 
 KINDS = ("envs", "agents")
 
@@ -130,6 +139,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("", path.name, f"not valid TOML ({e})", str(path)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            "",
+            path.name,
+            f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); save it as "
+            "UTF-8",
+            str(path),
+        ) from None
     except OSError as e:
         raise ConfigError("", str(path), f"cannot be read ({e.strerror})", str(path)) from None
 
@@ -145,11 +162,18 @@ def _check_table(
             raise ConfigError(key, value, f"expected {_type_name(expected)}: {allowed}")
 
 
-def check_kwargs(target: Any, kwargs: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+def check_kwargs(
+    target: Any,
+    kwargs: dict[str, Any],
+    skip: tuple[str, ...] = (),
+    rules: dict[str, Any] | None = None,
+) -> None:
     """Check ``kwargs`` against the keyword parameters of ``target`` (a class or function).
 
-    Unknown names are errors listing the allowed ones. A value is type-checked against the
-    parameter's default when that default is a plain scalar, list or tuple.
+    Unknown names are errors listing the allowed ones. A value with a rule in ``rules`` (a
+    ``check(key, value)`` from :mod:`rl_plasticity.validate`) is checked by it; any other value is
+    type-checked against the parameter's default when that default is a plain scalar, list or
+    tuple.
 
     :raises ConfigError: with the key of the offending argument
     """
@@ -164,6 +188,9 @@ def check_kwargs(target: Any, kwargs: dict[str, Any], skip: tuple[str, ...] = ()
         if key not in params:
             allowed = ", ".join(params) or "none"
             raise ConfigError(key, value, f"unknown setting; allowed: {allowed}")
+        if rules and key in rules:
+            rules[key](key, value)
+            continue
         default = params[key].default
         if default is inspect.Parameter.empty or default is None:
             continue
@@ -369,6 +396,27 @@ def _load(
     return path, merge_tables(base_data, data)
 
 
+#: Keyword arguments ``gymnasium.make`` itself takes besides the env's.
+MAKE_KWARGS = ("max_episode_steps", "autoreset", "disable_env_checker", "render_mode")
+
+
+def _check_env_kwargs(entry_point: Any, kwargs: dict[str, Any]) -> None:
+    """Check ``env_kwargs`` against the env's constructor: names it has, types of its defaults.
+
+    A constructor that passes ``**kwargs`` on (the MuJoCo envs pass them to ``MujocoEnv``) may
+    take names it does not list; only the listed ones are checked then.
+    """
+    from gymnasium.envs.registration import load_env_creator
+
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    params = inspect.signature(creator).parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    own = {k: v for k, v in kwargs.items() if k not in MAKE_KWARGS}
+    if open_ended:
+        own = {k: v for k, v in own.items() if k in params}
+    check_kwargs(creator, own)
+
+
 def load_env_spec(name_or_path: str | Path) -> EnvSpec:
     """Load and validate an environment spec.
 
@@ -382,16 +430,21 @@ def load_env_spec(name_or_path: str | Path) -> EnvSpec:
     path, data = _load("envs", name_or_path)
     try:
         _check_table(data, ENV_KEYS)
+        check_finite_tree(data)
         if "env_id" not in data:
             raise ConfigError("env_id", None, "required: " + ENV_KEYS["env_id"][1])
         env_id = data["env_id"]
         try:
-            gym.spec(env_id)
+            entry_point = gym.spec(env_id).entry_point
         except gym.error.Error:
             mujoco = sorted(k for k in gym.registry if k.endswith("-v5") and "/" not in k)
             raise ConfigError(
                 "env_id", env_id, f"not a registered gymnasium id; e.g. {', '.join(mujoco)}"
             ) from None
+        try:
+            _check_env_kwargs(entry_point, data.get("env_kwargs", {}))
+        except ConfigError as e:
+            raise e.under("env_kwargs") from None
         ns = None
         if "nonstationary" in data:
             try:
@@ -423,8 +476,51 @@ def algorithm_class(name: str) -> type:
     return getattr(sb3, name)
 
 
+#: Policy keyword arguments rl_plasticity sets (from the env, the spec's activation and optimizer).
+POLICY_SET_BY_US = ("observation_space", "action_space", "lr_schedule", "optimizer_kwargs")
+
+
+def _check_rollout(cls: type, hyper: dict[str, Any], n_envs: int) -> None:
+    """An on-policy rollout that fits in memory, and PPO's minibatch within it."""
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+    if not issubclass(cls, OnPolicyAlgorithm):  # SAC's n_steps are n-step returns
+        return
+    params = inspect.signature(cls).parameters
+    n_steps = hyper.get("n_steps", params["n_steps"].default)
+    rollout = n_steps * n_envs
+    if rollout > MAX_ROLLOUT:
+        raise ConfigError("n_steps", n_steps, f"n_steps * n_envs at most {MAX_ROLLOUT:,}")
+    if "batch_size" not in params:  # A2C
+        return
+    batch_size = hyper.get("batch_size", params["batch_size"].default)
+    if not 2 <= batch_size <= rollout:
+        raise ConfigError(
+            "batch_size",
+            batch_size,
+            f"an integer in [2, n_steps * n_envs = {rollout:,}] (a minibatch of one rollout)",
+        )
+
+
+def _check_optimizer_builds(settings: dict[str, Any], optimizer: type) -> None:
+    """Build the optimizer on a throwaway parameter: what torch alone refuses is found now."""
+    import torch
+
+    kwargs = {k: v for k, v in settings.items() if k != "name"}
+    try:
+        optimizer([torch.nn.Parameter(torch.zeros(1))], lr=1e-3, **kwargs)
+    except ConfigError as e:
+        raise e.under("optimizer") from None
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ConfigError("optimizer", kwargs, f"refused by {optimizer.__name__}: {e}") from None
+
+
 def _check_named_table(
-    table: dict[str, Any], key: str, registry: dict[str, Any], extra: tuple[str, ...] = ()
+    table: dict[str, Any],
+    key: str,
+    registry: dict[str, Any],
+    extra: tuple[str, ...] = (),
+    rules: dict[str, Any] | None = None,
 ) -> None:
     name = table.get("name")
     allowed = [*extra, *registry]
@@ -438,7 +534,7 @@ def _check_named_table(
         return
     target = registry[name]
     try:
-        check_kwargs(target, settings, skip=("params", "lr", "verbose"))
+        check_kwargs(target, settings, skip=("params", "lr", "verbose"), rules=rules)
     except ConfigError as e:
         raise e.under(key) from None
 
@@ -458,22 +554,28 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
     try:
         data = apply_overrides(data, overrides)
         _check_table(data, AGENT_KEYS)
+        check_finite_tree(data)
         algorithm = data.get("algorithm")
         if algorithm not in ALGORITHMS:
             raise ConfigError("algorithm", algorithm, f"one of: {', '.join(ALGORITHMS)}")
+        policies = algorithm_class(algorithm).policy_aliases
+        if "policy" in data and data["policy"] not in policies:
+            raise ConfigError("policy", data["policy"], f"one of: {', '.join(policies)}")
         for key, allowed in (("init", INITS), ("vec_env", VEC_ENVS), ("device", DEVICES)):
             if key in data and data[key] not in allowed:
                 raise ConfigError(key, data[key], f"one of: {', '.join(allowed)}")
-        for key in ("n_envs", "torch_threads", "checkpoint_every"):
-            if key in data and data[key] < 1:
-                raise ConfigError(key, data[key], "a positive integer")
+        for key, most in (("n_envs", MAX_ENVS), ("torch_threads", 1024)):
+            check_int(key, data.get(key, 1), 1, most)
+        check_int("checkpoint_every", data.get("checkpoint_every", 1), 1)
         hyper = dict(data.get("hyperparameters", {}))
         reserved = ("policy", "env", "policy_kwargs", "seed", "device", "tensorboard_log")
         for key in reserved:
             if key in hyper:
                 raise ConfigError(f"hyperparameters.{key}", hyper[key], "set by rl_plasticity")
         try:
-            check_kwargs(algorithm_class(algorithm), hyper, skip=("_init_setup_model",))
+            cls = algorithm_class(algorithm)
+            check_kwargs(cls, hyper, skip=("_init_setup_model",), rules=HYPERPARAMETER_RULES)
+            _check_rollout(cls, hyper, data.get("n_envs", 1))
         except ConfigError as e:
             raise e.under("hyperparameters") from None
         policy_kwargs = dict(data.get("policy_kwargs", {}))
@@ -482,6 +584,8 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
             raise ConfigError(
                 "policy_kwargs.activation", activation, f"one of: {', '.join(ACTIVATIONS)}"
             )
+        if "net_arch" in policy_kwargs:
+            check_net_arch("policy_kwargs.net_arch", policy_kwargs["net_arch"])
         if "activation_fn" in policy_kwargs or "optimizer_class" in policy_kwargs:
             bad = "activation_fn" if "activation_fn" in policy_kwargs else "optimizer_class"
             raise ConfigError(
@@ -489,9 +593,15 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
                 policy_kwargs[bad],
                 "use policy_kwargs.activation (a name) and the [optimizer] table instead",
             )
+        others = {k: v for k, v in policy_kwargs.items() if k not in ("activation", "net_arch")}
+        try:
+            check_kwargs(policies[data.get("policy", "MlpPolicy")], others, skip=POLICY_SET_BY_US)
+        except ConfigError as e:
+            raise e.under("policy_kwargs") from None
         optimizer = dict(data.get("optimizer", {"name": "adam"}))
         optimizer.setdefault("name", "adam")
-        _check_named_table(optimizer, "optimizer", OPTIMIZERS)
+        _check_named_table(optimizer, "optimizer", OPTIMIZERS, rules=OPTIMIZER_RULES)
+        _check_optimizer_builds(optimizer, OPTIMIZERS[optimizer["name"]])
         method = dict(data.get("method", {"name": "none"}))
         method.setdefault("name", "none")
         _check_named_table(method, "method", METHODS, extra=("none",))

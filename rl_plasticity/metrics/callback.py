@@ -33,13 +33,13 @@ from stable_baselines3.common.utils import obs_as_tensor
 from torch import nn
 from torch.nn import functional as F
 
-from rl_plasticity.errors import ConfigError
 from rl_plasticity.metrics import functional as fm
 from rl_plasticity.metrics.hessian import hessian_spectrum
 from rl_plasticity.metrics.keys import layer_labels
 from rl_plasticity.metrics.probe import probe_loss
 from rl_plasticity.networks import NetworkGroup, network_groups
 from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.validate import check_int, check_number, check_optional_int
 
 #: Activations whose inactive output is exactly 0, so "dead" means ``h == 0`` on every sample.
 EXACT_ZERO_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
@@ -47,16 +47,8 @@ EXACT_ZERO_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
 SATURATING_ACTIVATIONS = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
 #: tau values of the ReDo dormant fraction that are reported.
 DORMANT_TAUS = (0.025, 0.1)
-
-
-def _positive_int(key: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(key, value, f"an integer >= {minimum}")
-
-
-def _optional_positive_int(key: str, value: Any) -> None:
-    if value is not None:
-        _positive_int(key, value)
+#: Largest batch, Lanczos and probe step count (a measurement holds the batch's activations).
+MAX_BATCH = 1_000_000
 
 
 class PlasticityMetrics(BaseCallback):
@@ -87,8 +79,8 @@ class PlasticityMetrics(BaseCallback):
         opportunity, a baseline, and at the end of training). On-policy algorithms are measured at
         rollout ends (the rollout is the batch): an ``every`` that is not a multiple of the
         rollout's ``n_steps * n_envs`` steps is warned about at training start, with the spacing
-        it gives. Default 20,000: about 1% of PPO's training time with the paper's settings
-        (``bench/results/metrics.md``).
+        it gives. Default 20,480 (ten of the paper's 2,048-step rollouts): about 1% of PPO's
+        training time with the paper's settings (``bench/results/metrics.md``).
     :param csv_path: file to append one row per measurement to (header written when the file is
         new or empty; an existing header is reused), or ``None``
     :param batch_size: observations per measurement (fewer if the buffer holds fewer)
@@ -108,7 +100,7 @@ class PlasticityMetrics(BaseCallback):
 
     def __init__(
         self,
-        every: int = 20_000,
+        every: int = 20_480,
         csv_path: str | Path | None = None,
         batch_size: int = 1024,
         hessian_every: int | None = None,
@@ -121,17 +113,15 @@ class PlasticityMetrics(BaseCallback):
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
-        _positive_int("every", every)
-        _positive_int("batch_size", batch_size, minimum=2)
-        _optional_positive_int("hessian_every", hessian_every)
-        _positive_int("hessian_steps", hessian_steps)
-        _optional_positive_int("probe_every", probe_every)
-        _positive_int("probe_steps", probe_steps)
-        _positive_int("seed", seed, minimum=0)
-        if not isinstance(hessian_epsilon, (int, float)) or not hessian_epsilon > 0:
-            raise ConfigError("hessian_epsilon", hessian_epsilon, "a number > 0")
-        if not isinstance(cloned_threshold, (int, float)) or not -1 <= cloned_threshold < 1:
-            raise ConfigError("cloned_threshold", cloned_threshold, "a number in [-1, 1)")
+        check_int("every", every, 1)
+        check_int("batch_size", batch_size, 2, MAX_BATCH)
+        check_optional_int("hessian_every", hessian_every, 1)
+        check_int("hessian_steps", hessian_steps, 1, MAX_BATCH)
+        check_optional_int("probe_every", probe_every, 1)
+        check_int("probe_steps", probe_steps, 1, MAX_BATCH)
+        check_int("seed", seed, 0)
+        check_number("hessian_epsilon", hessian_epsilon, 0.0, low_open=True)
+        check_number("cloned_threshold", cloned_threshold, -1.0, 1.0, high_open=True)
         self.every = every
         self.csv_path = Path(csv_path) if csv_path is not None else None
         self.batch_size = batch_size

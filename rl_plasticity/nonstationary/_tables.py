@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.validate import MAX_INT, is_number
 
 MISSING = object()
 
@@ -32,28 +34,25 @@ def join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def is_number(value: Any) -> bool:
-    """A real number that is not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def number(table: Mapping, key: str, prefix: str, default: Any = MISSING) -> float:
-    """A float read from ``table[key]`` (ints accepted)."""
+    """A finite float read from ``table[key]`` (ints accepted)."""
     value = table.get(key, default)
     if value is MISSING:
         raise ConfigError(join(prefix, key), None, "required: a number")
-    if not is_number(value) or value != value:
-        raise ConfigError(join(prefix, key), value, "a number")
+    if not is_number(value) or not math.isfinite(value):
+        raise ConfigError(join(prefix, key), value, "a finite number")
     return float(value)
 
 
 def integer(table: Mapping, key: str, prefix: str, default: Any = MISSING, minimum: int = 0) -> int:
     """An int ``>= minimum`` read from ``table[key]`` (an integral float such as 2e6 accepted)."""
     value = table.get(key, default)
+    allowed = f"an integer >= {minimum} and below 2**62"
     if value is MISSING:
-        raise ConfigError(join(prefix, key), None, f"required: an integer >= {minimum}")
-    if not is_number(value) or float(value) != int(value) or int(value) < minimum:
-        raise ConfigError(join(prefix, key), value, f"an integer >= {minimum}")
+        raise ConfigError(join(prefix, key), None, f"required: {allowed}")
+    whole = is_number(value) and math.isfinite(value) and float(value).is_integer()
+    if not whole or not minimum <= value < MAX_INT:
+        raise ConfigError(join(prefix, key), value, allowed)
     return int(value)
 
 

@@ -241,11 +241,15 @@ KINDS: dict[str, tuple[str, ...]] = {
 
 def _value(raw: object, key: str) -> Value:
     """A float, or a vector of 3 floats, from a TOML value."""
-    if is_number(raw):
+    if _finite(raw):
         return float(raw)
-    if isinstance(raw, (list, tuple)) and len(raw) == 3 and all(is_number(x) for x in raw):
+    if isinstance(raw, (list, tuple)) and len(raw) == 3 and all(_finite(x) for x in raw):
         return tuple(float(x) for x in raw)
-    raise ConfigError(key, raw, "a number, or a vector [x, y, z] of 3 numbers")
+    raise ConfigError(key, raw, "a finite number, or a vector [x, y, z] of 3 finite numbers")
+
+
+def _finite(value: object) -> bool:
+    return is_number(value) and math.isfinite(value)
 
 
 def schedule_from_dict(table: Mapping) -> Schedule:

@@ -37,12 +37,13 @@ from rl_plasticity.errors import ConfigError
 from rl_plasticity.metrics.keys import layer_labels
 from rl_plasticity.networks import NetworkGroup, network_groups
 from rl_plasticity.plasticity.cbp import CBP
-from rl_plasticity.plasticity.core import check_int, check_number, new_generator
+from rl_plasticity.plasticity.core import new_generator
 from rl_plasticity.plasticity.init import INITS, check_init, reinit_linear_
 from rl_plasticity.plasticity.l2init import L2InitPenalty
 from rl_plasticity.plasticity.redo import DormantReset
 from rl_plasticity.plasticity.reset import reinit_network_
 from rl_plasticity.plasticity.snp import ShrinkPerturb, check_target
+from rl_plasticity.validate import check_int, check_number, check_optional_int
 
 
 def _largest_phase(infos: Any) -> int | None:
@@ -98,9 +99,7 @@ class PlasticityCallback(BaseCallback):
 
     def __init__(self, seed: int | None = None, verbose: int = 0) -> None:
         super().__init__(verbose)
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise ConfigError("seed", seed, "an integer or none")
-        self.seed = seed
+        self.seed = check_optional_int("seed", seed, 0)
         self.cores: dict[str, Any] = {}
         self.groups: list[NetworkGroup] = []
         self.max_phase: int | None = None

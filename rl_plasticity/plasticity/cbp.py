@@ -35,13 +35,12 @@ from torch import nn
 
 from rl_plasticity.plasticity.core import (
     ActivationRecorder,
-    check_int,
-    check_number,
     new_generator,
     reinit_units_,
 )
 from rl_plasticity.plasticity.init import check_init, weight_bound
 from rl_plasticity.plasticity.layers import HiddenLayer, required_layers
+from rl_plasticity.validate import check_int, check_number
 
 #: Initial distributions CBP can re-draw incoming weights from (see ``init.weight_bound``).
 CBP_INITS = ("lecun_uniform", "kaiming_uniform", "match")

@@ -17,50 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.init import uniform
 from rl_plasticity.plasticity.layers import HiddenLayer
-
-
-def check_number(
-    key: str,
-    value: float,
-    low: float,
-    high: float,
-    *,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """``value`` if it is a number between ``low`` and ``high``, else :class:`ConfigError`.
-
-    :param key: the setting's name
-    :param value: what was given
-    :param low: smallest allowed value
-    :param high: largest allowed value
-    :param low_open: exclude ``low`` itself
-    :param high_open: exclude ``high`` itself
-    :return: ``value`` as a float
-    """
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and (low < value if low_open else low <= value)
-    ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ConfigError(key, value, f"a number in {interval}")
-    return float(value)
-
-
-def check_int(key: str, value: int, low: int) -> int:
-    """``value`` if it is an integer >= ``low``, else ConfigError.
-
-    :param key: the setting's name
-    :param value: what was given
-    :param low: smallest allowed value
-    :return: ``value``
-    """
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(key, value, f"an integer >= {low}")
-    return value
 
 
 def new_generator(seed: int | None) -> torch.Generator:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from rl_plasticity.plasticity.core import check_number
+from rl_plasticity.validate import check_number
 
 
 def pull_toward_init_(

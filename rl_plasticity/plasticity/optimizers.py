@@ -26,9 +26,10 @@ from collections.abc import Iterable
 
 import torch
 
-from rl_plasticity.plasticity.core import check_number, new_generator
+from rl_plasticity.plasticity.core import new_generator
 from rl_plasticity.plasticity.l2init import pull_toward_init_
 from rl_plasticity.plasticity.snp import check_target, shrink_perturb_
+from rl_plasticity.validate import check_number
 
 
 class ShrinkPerturbAdam(torch.optim.Adam):

@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.plasticity.core import check_int, check_number, new_generator
+from rl_plasticity.plasticity.core import new_generator
 from rl_plasticity.plasticity.init import bias_bound, check_init, uniform, weight_bound
+from rl_plasticity.validate import check_int, check_number
 
 TARGETS = ("fresh_init", "zero")
 
