@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -89,6 +90,32 @@ def unsupported_reason(model: PPO) -> str | None:
     return None
 
 
+def lean_steps(net: nn.Sequential, head: nn.Linear) -> list[tuple[Callable, tuple]]:
+    """``net`` then ``head`` as (function, tensors) pairs that compute what their ``forward``
+    computes, bound to the live parameters, without module calls (so without forward hooks).
+
+    :param net: a Sequential of Linears and activations
+    :param head: the Linear reading its last layer
+    :return: the steps, for :func:`run_steps`
+    """
+    steps: list[tuple[Callable, tuple]] = []
+    for layer in [*net, head]:
+        if isinstance(layer, nn.Linear):
+            steps.append((F.linear, (layer.weight, layer.bias)))
+        elif type(layer) is nn.ReLU and not layer.inplace:
+            steps.append((torch.relu, ()))
+        else:
+            steps.append((layer.forward, ()))
+    return steps
+
+
+def run_steps(steps: list[tuple[Callable, tuple]], x: torch.Tensor) -> torch.Tensor:
+    """Apply the steps of :func:`lean_steps` to ``x``."""
+    for function, tensors in steps:
+        x = function(x, *tensors)
+    return x
+
+
 class FastPPO(PPO):
     """Stable-Baselines3's PPO, same algorithm, less overhead per step and per minibatch.
 
@@ -111,37 +138,46 @@ class FastPPO(PPO):
                 group["fused"], group["foreach"] = True, None
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_unsupported"]
+        runtime = ("_unsupported", "_pi_steps", "_vf_steps", "_log_std", "_gaussian", "_grads")
+        return [*super()._excluded_save_params(), *runtime]
 
     # ----- rollout ---------------------------------------------------------------------------
 
-    def _values(self, obs: torch.Tensor) -> torch.Tensor:
-        """V(obs), shape (n, 1), through each layer's ``forward`` (call under inference_mode)."""
+    def _inference_steps(self) -> None:
+        """Bind the networks' layers for the rollout (again at every rollout: a load or a method
+        may have replaced a module since the last one)."""
         policy = self.policy
-        x = obs
-        for layer in policy.mlp_extractor.value_net:
-            x = layer.forward(x)
-        return policy.value_net.forward(x)
+        self._pi_steps = lean_steps(policy.mlp_extractor.policy_net, policy.action_net)
+        self._vf_steps = lean_steps(policy.mlp_extractor.value_net, policy.value_net)
+        self._log_std = policy.log_std.detach().numpy()  # shares memory: always current
+        self._gaussian: tuple[bytes, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _gaussian_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """std, 2 var and log std as ``Normal(mean, exp(log_std))`` computes them (cached while
+        the log-std keeps its bits)."""
+        key = self._log_std.tobytes()
+        if self._gaussian is None or self._gaussian[0] != key:
+            with torch.inference_mode():
+                std = self.policy.log_std.exp()
+                two_var = 2 * std**2
+                self._gaussian = (key, std.numpy(), two_var.numpy(), std.log().numpy())
+        return self._gaussian[1:]
 
     def _act(self, obs: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """SB3's ``policy(obs)``: sampled actions, values and log-probabilities, the same bits.
 
-        :param obs: float32 observations, shape (n, obs_dim)
+        :param obs: float32 observations, shape (n, obs_dim) (call under inference_mode)
         :return: actions (numpy, float32), values (n, 1) and log-probabilities (n,)
         """
-        policy = self.policy
-        x = obs
-        for layer in policy.mlp_extractor.policy_net:
-            x = layer.forward(x)
-        mean_t = policy.action_net.forward(x)
-        std_t = policy.log_std.exp()
+        mean_t = run_steps(self._pi_steps, obs)
+        std, two_var, log_std = self._gaussian_terms()
         # Normal.sample is torch.normal(mean, std): normal_(0, 1) of that shape, * std, + mean.
         noise = torch.randn(mean_t.shape).numpy()
-        mean, std = mean_t.numpy(), std_t.numpy()
+        mean = mean_t.numpy()
         actions = noise * std + mean
         diff = actions - mean
-        log_prob = -(diff * diff) / (2 * (std * std)) - std_t.log().numpy() - LOG_SQRT_2PI
-        return actions, self._values(obs), torch.from_numpy(log_prob).sum(dim=1)
+        log_prob = -(diff * diff) / two_var - log_std - LOG_SQRT_2PI
+        return actions, run_steps(self._vf_steps, obs), torch.from_numpy(log_prob).sum(dim=1)
 
     def _step_dummy(
         self, env: DummyVecEnv, actions: np.ndarray
@@ -185,6 +221,7 @@ class FastPPO(PPO):
         n_steps = 0
         rollout_buffer.reset()
         callback.on_rollout_start()
+        self._inference_steps()
         low, high = self.action_space.low, self.action_space.high
         direct = type(env) is DummyVecEnv
         shape = (env.num_envs, rollout_buffer.action_dim)
@@ -212,7 +249,7 @@ class FastPPO(PPO):
                     terminal_obs = np.asarray(infos[idx]["terminal_observation"])[None]
                     with torch.inference_mode():
                         obs = torch.as_tensor(terminal_obs).float().flatten(1)
-                        terminal_value = self._values(obs)[0]
+                        terminal_value = run_steps(self._vf_steps, obs)[0]
                     rewards[idx] += self.gamma * terminal_value
             # RolloutBuffer.add, written in place.
             pos = rollout_buffer.pos
@@ -227,7 +264,7 @@ class FastPPO(PPO):
             self._last_obs = new_obs
             self._last_episode_starts = dones
         with torch.inference_mode():
-            values = self._values(torch.as_tensor(new_obs).float().flatten(1))
+            values = run_steps(self._vf_steps, torch.as_tensor(new_obs).float().flatten(1))
         rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
         callback.update_locals(locals())
         callback.on_rollout_end()
@@ -247,13 +284,30 @@ class FastPPO(PPO):
         rest = [torch.as_tensor(buffer.__dict__[name]).reshape(-1) for name in BUFFER_FIELDS[2:]]
         return [observations, actions, *rest]
 
-    def _clip_grad_norm(self) -> None:
-        """``clip_grad_norm_(policy.parameters(), max_grad_norm)``, without multiplying every
-        gradient by exactly 1.0 when the norm is below the limit."""
-        params = list(self.policy.parameters())
-        total_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-        if self.max_grad_norm / (total_norm + 1e-6) < 1.0:
-            torch.nn.utils.clip_grads_with_norm_(params, self.max_grad_norm, total_norm)
+    def _zero_grads(self, params: list[torch.Tensor]) -> torch.Tensor:
+        """``optimizer.zero_grad()`` as one operation: every ``.grad`` is a view of one buffer,
+        zeroed, which the backward pass adds into (0 + g = g). Returns the buffer."""
+        buffer = getattr(self, "_grads", None)
+        views = [] if buffer is None else buffer[1]
+        if len(views) != len(params) or any(
+            p.grad is not v for p, v in zip(params, views, strict=False)
+        ):
+            flat = torch.zeros(sum(p.numel() for p in params))
+            pieces = flat.split([p.numel() for p in params])
+            views = [v.view_as(p) for v, p in zip(pieces, params, strict=True)]
+            for p, v in zip(params, views, strict=True):
+                p.grad = v
+            self._grads = (flat, views)
+            return flat
+        buffer[0].zero_()
+        return buffer[0]
+
+    def _clip_grad_norm(self, params: list[torch.Tensor], grads: torch.Tensor) -> None:
+        """``clip_grad_norm_(params, max_grad_norm)`` as SB3 calls it, skipped when the norm of
+        all gradients is clearly (0.1%) below the limit, where it multiplies them by exactly 1."""
+        if torch.linalg.vector_norm(grads) * 1.001 + 1e-6 < self.max_grad_norm:
+            return
+        torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
 
     def train(self) -> None:
         """Update the policy on the rollout buffer: SB3's PPO update, computed leaner."""
@@ -268,6 +322,7 @@ class FastPPO(PPO):
         if self.clip_range_vf is not None:
             clip_range_vf = self.clip_range_vf(self._current_progress_remaining)
         data = self._buffer_tensors()
+        params = list(policy.parameters())
         n_samples = len(data[0])
         entropy_losses, pg_losses, value_losses, clip_fractions = [], [], [], []
         continue_training = True
@@ -322,9 +377,9 @@ class FastPPO(PPO):
                         kl = f"{approx_kl_div:.2f}"
                         print(f"Early stopping at step {epoch} due to reaching max kl: {kl}")
                     break
-                policy.optimizer.zero_grad()
+                grads = self._zero_grads(params)
                 loss.backward()
-                self._clip_grad_norm()
+                self._clip_grad_norm(params, grads)
                 policy.optimizer.step()
             self._n_updates += 1
             if not continue_training:
