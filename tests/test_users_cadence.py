@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.callbacks import BaseCallback
 
 from rl_plasticity import PlasticityMetrics
 
@@ -78,3 +79,47 @@ def test_off_policy_measures_on_its_cadence_and_at_the_end(tmp_path, every, rows
     )
     assert _learn(model, 130, PlasticityMetrics(every=every, csv_path=path, batch_size=16)) == []
     assert _steps(path) == rows
+
+
+def _rows(path):
+    with path.open(newline="") as f:
+        return {row["timestep"]: row for row in csv.DictReader(f)}
+
+
+def test_the_last_step_measurement_leaves_later_measurements_as_they_were(tmp_path):
+    whole, split = tmp_path / "whole.csv", tmp_path / "split.csv"
+    _learn(_ppo(), 768, PlasticityMetrics(every=256, csv_path=whole, batch_size=32))
+    model, callback = _ppo(), PlasticityMetrics(every=256, csv_path=split, batch_size=32)
+    _learn(model, 384, callback)
+    model.learn(384, callback=callback, reset_num_timesteps=False)
+    assert _steps(split) == [128, 256, 384, 512, 768]
+    assert _steps(whole) == [128, 256, 512, 768]
+    for step in ("512", "768"):  # same batches, same weight_change reference
+        assert _rows(split)[step] == _rows(whole)[step]
+
+
+class StopAt(BaseCallback):
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def _on_step(self) -> bool:
+        return self.num_timesteps < self.step
+
+
+def test_a_run_stopped_early_is_not_measured_at_its_last_step(tmp_path):
+    # A stop (SB3: a callback returning False; rlp train: a signal) keeps the cadence, so that
+    # the resumed run's metrics.csv is the uninterrupted one's.
+    path = tmp_path / "metrics.csv"
+    callback = PlasticityMetrics(every=40, csv_path=path, batch_size=16)
+    model = SAC(
+        "MlpPolicy",
+        "Pendulum-v1",
+        learning_starts=50,
+        batch_size=16,
+        seed=0,
+        policy_kwargs={"net_arch": [8]},
+    )
+    model.learn(200, callback=[StopAt(100), callback])
+    assert model.num_timesteps == 100
+    assert _steps(path) == [51, 80]

@@ -75,12 +75,14 @@ class PlasticityMetrics(BaseCallback):
     gradient norms are of the gradients the optimizer used at its last step (after SB3's gradient
     clipping; NaN before the first step).
 
-    :param every: measure when ``num_timesteps`` crosses a multiple of this (and once at the first
-        opportunity, a baseline, and at the end of training). On-policy algorithms are measured at
-        rollout ends (the rollout is the batch): an ``every`` that is not a multiple of the
-        rollout's ``n_steps * n_envs`` steps is warned about at training start, with the spacing
-        it gives. Default 20,480 (ten of the paper's 2,048-step rollouts): about 1% of PPO's
-        training time with the paper's settings (``bench/results/metrics.md``).
+    :param every: measure when ``num_timesteps`` crosses a multiple of this, once at the first
+        opportunity (a baseline) and at the last step of a run that reaches its total (off the
+        cadence: it changes neither the batch draws nor ``weight_change`` of later measurements).
+        On-policy algorithms are measured at rollout ends (the rollout is the batch): an
+        ``every`` that is not a multiple of the rollout's ``n_steps * n_envs`` steps is warned
+        about at training start, with the spacing it gives. Default 20,480 (ten of the paper's
+        2,048-step rollouts): about 1% of PPO's training time with the paper's settings
+        (``bench/results/metrics.md``).
     :param csv_path: file to append one row per measurement to (header written when the file is
         new or empty; an existing header is reused), or ``None``
     :param batch_size: observations per measurement (fewer if the buffer holds fewer)
@@ -175,9 +177,11 @@ class PlasticityMetrics(BaseCallback):
             )
 
     def _on_training_end(self) -> None:
-        # The last step is always measured (a run's final state is what its summary reads).
-        if self.last_measured_step != self.num_timesteps and self._can_measure():
-            self._measure_and_record(with_hessian=False, with_probe=False)
+        # The last step of a run that reached its total is always measured (its summary reads
+        # the final state); a run stopped early (a signal) is not, so that its resume matches.
+        finished = self.num_timesteps >= self.model._total_timesteps
+        if finished and self.last_measured_step != self.num_timesteps and self._can_measure():
+            self._measure_off_cadence()
         for handle in self._hook_handles:
             handle.remove()
         self._hook_handles.clear()
@@ -260,6 +264,16 @@ class PlasticityMetrics(BaseCallback):
         with_hessian = self._due("hessian", self.hessian_every)
         with_probe = self._due("probe", self.probe_every)
         self._measure_and_record(with_hessian, with_probe)
+
+    def _measure_off_cadence(self) -> None:
+        # Leaves the batch generator and the previous weights as they were: a run extended
+        # later measures on its cadence exactly as one that never stopped.
+        rng, previous = self._rng, dict(self._previous_weights)
+        self._rng = np.random.default_rng([self.seed, self.num_timesteps])
+        try:
+            self._measure_and_record(with_hessian=False, with_probe=False)
+        finally:
+            self._rng, self._previous_weights = rng, previous
 
     def _measure_and_record(self, with_hessian: bool, with_probe: bool) -> None:
         np_state = np.random.get_state()
