@@ -84,7 +84,7 @@ def grid_edges(tables: Iterable[dict[str, np.ndarray]], points: int = GRID_POINT
 
 
 def mark_changes(ax: Axes, boundaries: list[float], label: bool = True) -> None:
-    """Dashed vertical lines at the physics changes.
+    """Grey vertical bands at the physics changes (line styles are left to the data).
 
     :param ax: the axes
     :param boundaries: change steps
@@ -93,9 +93,11 @@ def mark_changes(ax: Axes, boundaries: list[float], label: bool = True) -> None:
     for i, step in enumerate(boundaries):
         ax.axvline(
             step,
-            color="0.4",
-            linestyle="--",
-            linewidth=0.8,
+            color="0.45",
+            linestyle="-",
+            linewidth=1.6,
+            alpha=0.35,
+            zorder=0,
             label="physics change" if i == 0 and label else None,
         )
 
@@ -112,6 +114,26 @@ def legend_outside(ax: Axes, fontsize: int = 7) -> None:
     """The axes' legend to the right of the axes, off the data."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+
+
+def figure_legend(fig: Figure, axes: Iterable[Axes], title: str | None = None) -> None:
+    """One legend for the whole figure, right of the panels: every labelled line of ``axes``
+    once, the physics change last.
+
+    :param fig: the figure
+    :param axes: the panels whose lines are listed
+    :param title: the legend's title
+    """
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if "physics change" in entries:
+        entries["physics change"] = entries.pop("physics change")
+    fig.legend(
+        list(entries.values()), list(entries), fontsize=7, loc="center left",
+        bbox_to_anchor=(1.0, 0.5), title=title, title_fontsize=7, frameon=False,
+    )  # fmt: skip
 
 
 def band_words(n_min: int) -> str:
@@ -165,10 +187,12 @@ def plot_returns(env: str, runs: list[Run], path: Path, colors: dict[str, str]) 
         for key, values in drift.items():
             low_ax.step(x, values, where="post", linewidth=1.2, label=parameter_name(key))
         mark_changes(low_ax, boundaries, label=False)
-        low_ax.set_ylabel("value", fontsize=8)
-        low_ax.set_title("drifting parameter", fontsize=9)
+        names = [parameter_name(k) for k in drift]
+        low_ax.set_ylabel(names[0] if len(names) == 1 else "value", fontsize=8)
+        low_ax.set_title("drifting parameter" + ("s" if len(names) > 1 else ""), fontsize=9)
         style_axes(low_ax)
-        legend_outside(low_ax)
+        if len(names) > 1:
+            legend_outside(low_ax)
         low_ax.set_xlabel("environment steps")
     else:
         ax.set_xlabel("environment steps")
@@ -238,12 +262,7 @@ def plot_summary(
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("environment steps", fontsize=8)
         style_axes(ax)
-    handles, labels = axes[-1].get_legend_handles_labels()
-    for label in shown:
-        if label not in labels:
-            handles.append(axes[0].get_legend_handles_labels()[0][shown.index(label)])
-            labels.append(label)
-    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure_legend(fig, [*axes[1:], axes[0]])
     fig.suptitle(f"{env}: summary (mean over seeds)", fontsize=10)
     fig.tight_layout()
     save(fig, path)

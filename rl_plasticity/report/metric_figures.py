@@ -14,6 +14,7 @@ from matplotlib.lines import Line2D
 from rl_plasticity.report.changes import change_steps, phase_boundaries
 from rl_plasticity.report.figures import (
     DPI,
+    figure_legend,
     mark_changes,
     marker_for,
     mean_curve,
@@ -69,8 +70,8 @@ def _line_style(i: int, n_points: int) -> dict:
 
 
 def _line_name(column: str, names: dict[str, str]) -> str:
-    net, layer, _ = split_column(column)
-    return names.get(layer, layer) if layer is not None else network_name(net)
+    _, layer, _ = split_column(column)
+    return names.get(layer, layer) if layer is not None else "whole network"
 
 
 def plot_family(
@@ -118,7 +119,7 @@ def plot_family(
                 ax.set_title(label, fontsize=9, color=colors[label])
             if c == 0:
                 unit = " (%)" if info.percent else ""
-                where = f"\n({network_name(net)})" if net is not None else ""
+                where = f"\n({network_name(net)} network)" if net is not None else ""
                 ax.set_ylabel(f"{info.title}{unit}{where}", fontsize=8)
             if r == len(panels) - 1:
                 ax.set_xlabel("environment steps", fontsize=8)
@@ -127,7 +128,7 @@ def plot_family(
         bbox_to_anchor=(1.0, 0.5), title="line", title_fontsize=7, frameon=False,
     )  # fmt: skip
     fig.suptitle(
-        f"{env}: {FAMILIES[family]} (mean over seeds; dashed: physics change)", fontsize=10
+        f"{env}: {FAMILIES[family]} (mean over seeds; grey lines: physics changes)", fontsize=10
     )
     fig.tight_layout()
     save(fig, path)
@@ -180,13 +181,7 @@ def plot_method_activity(env: str, runs: list[Run], path: Path, colors: dict[str
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("environment steps", fontsize=8)
         style_axes(ax)
-    handles, labels = axes[0].get_legend_handles_labels()
-    for ax in axes[1:]:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure_legend(fig, axes)
     fig.suptitle(f"{env}: method activity (mean over seeds)", fontsize=10)
     fig.tight_layout()
     save(fig, path)
@@ -232,8 +227,9 @@ def plot_around_changes(env: str, runs: list[Run], path: Path, colors: dict[str,
     if not boundaries:
         return False
     last = max(r.last_step for r in runs)
-    gaps = np.diff([0.0, *boundaries, last])
-    window = 0.5 * float(np.min(gaps[gaps > 0])) if np.any(gaps > 0) else 1.0
+    # Half the shortest phase that ends in a change (a run's last phase may be cut short).
+    gaps = np.diff([0.0, *boundaries])
+    window = 0.5 * float(np.min(gaps[gaps > 0])) if np.any(gaps > 0) else 0.5 * last
 
     def episodes(run: Run):
         return run.episodes.get("timestep"), run.episodes.get("return")
@@ -258,12 +254,11 @@ def plot_around_changes(env: str, runs: list[Run], path: Path, colors: dict[str,
             n = int(np.sum(np.isfinite(curve)))
             if n:
                 ax.plot(x, scale * curve, color=colors[label], label=label, **marker_for(n))
-        ax.axvline(0.0, color="0.4", linestyle="--", linewidth=0.8)
+        mark_changes(ax, [0.0])
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("steps since the change", fontsize=8)
         style_axes(ax)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure_legend(fig, axes)
     fig.suptitle(
         f"{env}: around each physics change (mean over {len(boundaries)} changes and seeds)",
         fontsize=10,

@@ -167,7 +167,8 @@ def change_table(runs: list[Run], reference: str | None) -> dict[str, dict[int, 
     for label, row_runs in by_attribute(runs, "label").items():
         per_change: dict[int, dict[str, list[float]]] = {}
         for run in row_runs:
-            for k, stats in _run_changes(run, ref_runs.get(run.seed)).items():
+            ref = ref_runs.get(run.seed) if label != reference else None
+            for k, stats in _run_changes(run, ref).items():
                 for key, value in stats.items():
                     per_change.setdefault(k, {}).setdefault(key, []).append(value)
         rows = {}
