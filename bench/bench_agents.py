@@ -36,7 +36,8 @@ REFERENCE = "ppo, no callbacks"
 
 def ppo_specs() -> list[str]:
     """The shipped agent specs that train PPO, ``ppo`` first."""
-    names = [n for n in available_specs("agents") if load_agent_spec(n).algorithm == "PPO"]
+    ppo = ("PPO", "FastPPO")
+    names = [n for n in available_specs("agents") if load_agent_spec(n).algorithm in ppo]
     return sorted(names, key=lambda n: (n != "ppo", n))
 
 

@@ -103,7 +103,7 @@ def main() -> None:
     by_agent: dict[str, list[dict[str, tuple[float, float]]]] = {}
     for run in sorted(p.parent for p in args.root.glob("*/final_model.zip")):
         config = json.loads((run / "config.json").read_text())
-        if config["agent"]["algorithm"] != "PPO":
+        if config["agent"]["algorithm"] not in ("PPO", "FastPPO"):
             continue
         probed = probe_run(run, args.samples, args.raw)
         by_agent.setdefault(config["agent_name"], []).append(probed)
