@@ -789,12 +789,16 @@ class RunProgress(BaseCallback):
         )
 
     def _on_training_end(self) -> None:
+        if self._progress is None:
+            self._print_line()
+        self.close()
+
+    def close(self) -> None:
+        """Stop the bar (also when training ended by an exception)."""
         if self._progress is not None:
             self._progress.update(self._task, completed=self.num_timesteps)
             self._progress.stop()
             self._progress = None
-        else:
-            self._print_line()
 
 
 def format_duration(seconds: float) -> str:
@@ -1015,7 +1019,8 @@ def train(
     run_callbacks += [c for c in (method, metrics) if c is not None]
     run_callbacks += [EpisodeRecorder(path / "episodes.csv"), guard, StatusHeartbeat(path, steps)]
     run_callbacks += [c for c in (evaluator,) if c is not None]
-    run_callbacks += [RunProgress(steps)] if progress_bar else []
+    display = RunProgress(steps) if progress_bar else None
+    run_callbacks += [display] if display is not None else []
     run_callbacks += list(callbacks)
     if state is not None:
         run_callbacks.append(Restorer(state, metrics if exact else None, guard if exact else None))
@@ -1040,8 +1045,8 @@ def train(
         reason = guard.find_problem() or _failure_reason(e, model.num_timesteps)
     finally:
         model.logger.close()
-        if evaluator is not None:
-            evaluator.close()
+        if display is not None:
+            display.close()
     if reason is not None:
         vec_env.close()
         write_status(path, "failed", reason=reason, timestep=model.num_timesteps, steps=steps)

@@ -666,4 +666,3 @@ class SweepProgress:
             elif time.monotonic() - shown >= self.line_every:
                 shown = time.monotonic()
                 print(line, file=sys.stderr, flush=True)
-

@@ -179,3 +179,45 @@ def test_steps_are_whole_rollouts_and_rounding_is_said(
         assert "rounded" not in err
     else:
         assert note in err and "whole rollouts of 512 steps" in err
+
+
+SAC_AGENT = """\
+algorithm = "SAC"
+device = "cpu"
+checkpoint_every = 200
+
+[hyperparameters]
+learning_starts = 100
+batch_size = 32
+buffer_size = 10000
+
+[policy_kwargs]
+net_arch = [32, 32]
+
+[metrics]
+every = 150
+"""
+
+
+#: Two sub-envs in worker processes (n_envs goes before the first table).
+SUBPROC_PPO = TINY_PPO.replace(
+    "[hyperparameters]", 'n_envs = 2\nvec_env = "subproc"\n\n[hyperparameters]'
+)
+
+
+@pytest.mark.slow  # about 30 s on 2 cores
+@pytest.mark.parametrize(
+    ("text", "steps", "at"),
+    [(SAC_AGENT, 600, 250), (SUBPROC_PPO, 3072, 1300)],
+    ids=["sac-replay-buffer", "ppo-subproc"],
+)
+def test_exact_resume_off_policy_and_in_worker_processes(tmp_path, tiny_env, text, steps, at):
+    agent = write_spec(tmp_path, "agent", text)
+    root = tmp_path / "runs"
+    whole = train(tiny_env, agent, 0, steps, root=root, group="whole")
+    cut = train(tiny_env, agent, 0, steps, root=root, group="cut", callbacks=[SignalAt(at, 2)])
+    assert cut.status == "interrupted" and cut.timestep < steps
+    assert train(tiny_env, agent, 0, steps, root=root, group="cut", resume=True).status == "done"
+    for name in ("episodes.csv", "metrics.csv", "progress.csv"):
+        assert _rows(cut.path / name) == _rows(whole.path / name), name
+    assert _rows(whole.path / "metrics.csv")
