@@ -89,9 +89,10 @@ class PlasticityMetrics(BaseCallback):
     :param hessian_every: measure the Hessian epsilon-rank and top eigenvalue of each network's
         training loss on the batch every this many steps (rounded to a measurement), or ``None``
     :param hessian_steps: Lanczos steps for the Hessian
-    :param hessian_epsilon: eigenvalues with ``|lambda| > hessian_epsilon`` count for the rank.
-        The quadrature resolves the spectrum only to about ``top_eig / hessian_steps``: a smaller
-        epsilon reads as rank 1.0 (see :mod:`rl_plasticity.metrics.hessian`)
+    :param hessian_epsilon: eigenvalues with ``|lambda| > hessian_epsilon * |lambda|_max`` count
+        for the rank (relative, so one setting suits a loss of any scale). The quadrature
+        resolves the spectrum only to about ``top_eig / hessian_steps``: keep it at or above
+        ``1 / hessian_steps`` (see :mod:`rl_plasticity.metrics.hessian`)
     :param probe_every: run the plasticity probe every this many steps (rounded to a
         measurement), or ``None``
     :param probe_steps: training steps of the probe's copy
@@ -107,7 +108,7 @@ class PlasticityMetrics(BaseCallback):
         batch_size: int = 1024,
         hessian_every: int | None = None,
         hessian_steps: int = 30,
-        hessian_epsilon: float = 1e-3,
+        hessian_epsilon: float = 0.05,
         probe_every: int | None = None,
         probe_steps: int = 100,
         cloned_threshold: float = 0.95,

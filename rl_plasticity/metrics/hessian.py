@@ -9,9 +9,15 @@ eigenvectors) are a quadrature of the spectral density: ``E_v[sum_j tau_j f(thet
 (1/p) sum_i f(lambda_i)`` (Ubaru, Chen & Saad 2017; Ghorbani, Krishnan & Xiao 2019). Extremal
 Ritz values converge first, so a few dozen steps give the top eigenvalues; with ``p`` steps the
 Ritz values are the eigenvalues. The density is resolved only down to about the spacing of the
-nodes: an epsilon far below ``lambda_max / n_steps`` needs many steps (on the 242-parameter net
-of ``tests/test_metrics_hessian.py``, 40 steps estimate the fraction with ``|lambda| > 1e-2``
-within 0.05, while ``1e-3`` needs about 160).
+nodes, roughly ``lambda_max / n_steps``: an epsilon far below that needs many steps (on the
+242-parameter net of ``tests/test_metrics_hessian.py``, 40 steps estimate the fraction with
+``|lambda| > 0.005 lambda_max`` within 0.05, while ``0.0005 lambda_max`` needs about 160).
+
+That is why the epsilon-rank takes a *relative* epsilon by default: a fraction of the largest
+eigenvalue's magnitude, so that one setting means the same resolution for a loss of any scale
+(an absolute ``1e-3`` is below the resolution of 30 steps for a loss whose top eigenvalue is 10,
+and above every eigenvalue of one whose top eigenvalue is ``1e-4``). Choose it at or above
+``1 / n_steps``.
 
 Torch core: no SB3.
 """
@@ -37,17 +43,25 @@ class HessianSpectrum:
     weights: list[torch.Tensor]
     n_params: int
 
-    def epsilon_rank(self, epsilon: float) -> float:
-        """Estimated fraction of eigenvalues with ``|lambda| > epsilon``.
+    def epsilon_rank(self, epsilon: float, relative: bool = True) -> float:
+        """Estimated fraction of eigenvalues with ``|lambda| > epsilon * |lambda|_max``.
 
-        :param epsilon: the magnitude threshold
+        :param epsilon: the threshold, a fraction of the largest eigenvalue magnitude (the
+            largest ``|Ritz value|`` over all probes); with ``relative=False`` an absolute
+            magnitude
+        :param relative: whether ``epsilon`` is relative to the largest magnitude
         :return: a fraction in ``[0, 1]`` (multiply by ``n_params`` for a count)
         """
+        threshold = epsilon * self.largest_magnitude() if relative else epsilon
         per_probe = [
-            float((w * (t.abs() > epsilon).double()).sum())
+            float((w * (t.abs() > threshold).double()).sum())
             for t, w in zip(self.nodes, self.weights, strict=True)
         ]
         return sum(per_probe) / len(per_probe)
+
+    def largest_magnitude(self) -> float:
+        """The largest ``|Ritz value|`` over all probes: the estimate of ``max_i |lambda_i|``."""
+        return max(float(t.abs().max()) for t in self.nodes)
 
     def top_eigenvalues(self, k: int = 1) -> list[float]:
         """The ``k`` largest Ritz values over all probes, descending (largest eigenvalue estimates).
