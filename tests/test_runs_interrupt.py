@@ -221,3 +221,15 @@ def test_exact_resume_off_policy_and_in_worker_processes(tmp_path, tiny_env, tex
     for name in ("episodes.csv", "metrics.csv", "progress.csv"):
         assert _rows(cut.path / name) == _rows(whole.path / name), name
     assert _rows(whole.path / "metrics.csv")
+
+
+def test_checkpoint_minutes_adds_timed_checkpoints(tmp_path, tiny_env):
+    rare = TINY_PPO.replace("checkpoint_every = 1024", "checkpoint_every = 1_000_000_000")
+    agent = write_spec(tmp_path, "rare", rare)
+    root = tmp_path / "runs"
+    plain = train(tiny_env, agent, 0, 2048, root=root, group="plain")
+    assert [p.name for p in checkpoints(plain.path / "checkpoints")] == ["step_000000002048"]
+    # A checkpoint at every rollout start, as each is more than a moment after the last one.
+    timed = train(tiny_env, agent, 0, 2048, root=root, group="timed", checkpoint_minutes=1e-9)
+    names = [p.name for p in checkpoints(timed.path / "checkpoints")]
+    assert names == ["step_000000001536", "step_000000002048"]  # the last two are kept

@@ -64,3 +64,30 @@ def test_sigint_checkpoints_every_run_and_the_same_sweep_resumes(tmp_path, tiny_
         assert read_status(run)["status"] == "done"
         log = (root / "g" / "logs" / f"{run.name}.log").read_text()
         assert "rlp: resuming" in log and "Traceback" not in log
+
+
+def test_plan_restarts_a_run_without_checkpoint_and_passes_run_options(
+    tmp_path, tiny_env, tiny_agent
+):
+    from rl_plasticity.evaluation import EvalSettings
+    from rl_plasticity.experiment import train
+
+    root = tmp_path / "runs"
+    train(tiny_env, tiny_agent, 0, 512, root=root, group="g")
+    run = root / "g" / "tiny-cheetah__tiny-ppo__s0"
+    for folder in checkpoints(run / "checkpoints"):
+        for file in folder.iterdir():
+            file.unlink()
+        folder.rmdir()
+    write_status(run, "running", timestep=300)
+    notes: list[str] = []
+    settings = EvalSettings(every=1000, episodes=2, phases=1)
+    seeds = [0, 1]
+    tasks = sw.plan(
+        [str(tiny_env)], [str(tiny_agent)], seeds, 512, root, "g", (), settings, 2.5, notes.append
+    )
+    assert notes == ["tiny-cheetah__tiny-ppo__s0 has no checkpoint: it starts again from step 0"]
+    assert "--restart" in tasks[0].command and "--resume" not in tasks[0].command
+    assert "--resume" in tasks[1].command and "--restart" not in tasks[1].command
+    options = " ".join(tasks[1].command)
+    assert "--eval-every 1000 --eval-episodes 2 --eval-phases 1 --checkpoint-minutes 2.5" in options
