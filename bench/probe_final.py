@@ -2,19 +2,18 @@
 
 Return says whether an agent still learns its task; the probe (Lyle et al. 2022; see
 ``rl_plasticity.metrics.probe``) asks the network itself: a copy of it is trained for 100 Adam
-steps to regress fresh random targets on recent inputs, and the error it reaches is the probe
-loss (lower: more plastic). For each finished PPO run below ``--root``, this loads the final
-model, collects ``--samples`` observations with it in the physics of the run's last step, and
-probes its policy network (hidden layers + action head) and value network (hidden layers + value
-head). A fresh network of the same spec (same initialization, seed 1000 + the run's seed) is
-probed on the same observations. The ratio trained / fresh above 1 means the trained network fits
-new targets worse than a fresh one: lost plasticity, measured directly.
+steps to fit a fresh random network's outputs on recent inputs, and the normalized error it
+reaches is the probe loss (1: nothing learned, 0: a perfect fit; lower is more plastic). For each
+finished PPO run below ``--root``, this loads the final model, collects ``--samples``
+observations with it in the physics of the run's last step, and probes its policy network (hidden
+layers + action head) and value network (hidden layers + value head). A fresh network of the same
+spec (same initialization, seed 1000 + the run's seed) is probed on the same observations. The
+ratio trained / fresh above 1 means the trained network fits new targets worse than a fresh one:
+lost plasticity, measured directly.
 
-The targets are offsets from the network's own output (the probe fits ``f(x) - f_0(x)`` to unit
-normal noise, ``f_0`` a frozen copy), so every network starts at an error of 1. Fitting the noise
-itself would mostly measure output scale: a trained value network outputs returns in the
-thousands, and its raw probe loss (in the thousands) says how far its output is from 0, not how
-plastic it is. ``--raw`` probes the raw outputs instead.
+The probe is scale-free (its targets take the network's own output scale and it fits offsets
+from the network's output, so every network starts at an error of 1): a trained value network
+whose outputs are returns in the thousands is not scored by how far they are from 0.
 
     .venv/bin/python -m bench.probe_final --root runs/study-800k --out bench/results/probe_final.md
 """
@@ -22,7 +21,6 @@ plastic it is. ``--raw`` probes the raw outputs instead.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 from pathlib import Path
@@ -36,35 +34,16 @@ from rl_plasticity.metrics.probe import probe_loss
 from rl_plasticity.specs import algorithm_class, load_agent_spec, load_env_spec
 
 
-class Centered(nn.Module):
-    """``network(x) - network_0(x)``, ``network_0`` a frozen copy: output 0 at the start.
-
-    The copy is kept out of the module's parameters (a tuple attribute), so an optimizer over
-    ``parameters()`` trains only ``network``.
-    """
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-        self._frozen = (copy.deepcopy(network).requires_grad_(False),)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            start = self._frozen[0](x)
-        return self.network(x) - start
-
-
-def _heads(model, raw: bool) -> dict[str, nn.Module]:
+def _heads(model) -> dict[str, nn.Module]:
     policy = model.policy
     extractor = policy.mlp_extractor
-    heads = {
+    return {
         "policy": nn.Sequential(extractor.policy_net, policy.action_net),
         "value": nn.Sequential(extractor.value_net, policy.value_net),
     }
-    return heads if raw else {k: Centered(v) for k, v in heads.items()}
 
 
-def probe_run(run: Path, samples: int, raw: bool = False) -> dict[str, tuple[float, float]]:
+def probe_run(run: Path, samples: int) -> dict[str, tuple[float, float]]:
     """Probe losses (trained, fresh) of the run's policy and value networks."""
     config = json.loads((run / "config.json").read_text())
     agent = load_agent_spec(config["agent"]["path"])
@@ -81,8 +60,8 @@ def probe_run(run: Path, samples: int, raw: bool = False) -> dict[str, tuple[flo
     inputs = torch.as_tensor(np.array(observations), dtype=torch.float32)
     fresh = build_model(agent, env, 1000 + seed, "cpu")
     result = {}
-    fresh_heads = _heads(fresh, raw)
-    for name, network in _heads(trained, raw).items():
+    fresh_heads = _heads(fresh)
+    for name, network in _heads(trained).items():
         result[name] = (
             probe_loss(network, inputs, seed=seed),
             probe_loss(fresh_heads[name], inputs, seed=seed),
@@ -97,7 +76,6 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("runs/study-800k"))
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--raw", action="store_true", help="probe raw outputs, not offsets")
     args = parser.parse_args()
     torch.set_num_threads(1)
     by_agent: dict[str, list[dict[str, tuple[float, float]]]] = {}
@@ -105,14 +83,14 @@ def main() -> None:
         config = json.loads((run / "config.json").read_text())
         if config["agent"]["algorithm"] not in ("PPO", "FastPPO"):
             continue
-        probed = probe_run(run, args.samples, args.raw)
+        probed = probe_run(run, args.samples)
         by_agent.setdefault(config["agent_name"], []).append(probed)
         cells = "  ".join(f"{k} {t:.3f}/{f:.3f}" for k, (t, f) in probed.items())
         print(f"{run.name}: trained/fresh {cells}", flush=True)
     lines = [
         f"Runs of `{args.root}`; {args.samples} observations per run; median over seeds of the"
-        " probe loss (MSE after 100 Adam steps on random targets; lower is more plastic;"
-        f" {'raw outputs' if args.raw else 'offsets from the network output, starting at 1'})",
+        " probe loss (normalized error after 100 Adam steps fitting a fresh random network at"
+        " the network's own output scale; 1 at the start, lower is more plastic)",
         "",
         "| agent | seeds | policy net: trained | fresh | ratio | value net: trained | fresh |"
         " ratio |",
