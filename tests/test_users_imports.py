@@ -41,3 +41,13 @@ def test_import_loads_neither_torch_nor_sb3_and_registers_presets():
     ).stdout.split("\n")
     assert out[0] == "[]"
     assert out[1] == "rl_plasticity/SlipperyAnt-v0"
+
+
+def test_gymnasium_module_prefix_imports_the_package_first():
+    code = (
+        "import sys, gymnasium as gym;"
+        "env = gym.make('rl_plasticity:rl_plasticity/SlipperyAnt-v0');"
+        "print(type(env.unwrapped).__name__, 'rl_plasticity' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "AntEnv True"

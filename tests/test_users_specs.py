@@ -239,3 +239,37 @@ def test_cli_exits_2_with_one_line_naming_file_and_key(tmp_path, capsys, kind, c
     for needle in [str(bad), *needles]:
         assert needle in lines[0]
     assert not root.exists()
+
+
+SAC = """\
+algorithm = "SAC"
+
+[hyperparameters]
+learning_starts = 100
+ent_coef = {ent_coef}
+train_freq = {train_freq}
+"""
+
+
+@pytest.mark.parametrize(
+    ("ent_coef", "train_freq", "key"),
+    [
+        ("0.1", "1", None),
+        ('"auto"', '[1, "episode"]', None),
+        ('"auto_0.5"', "4", None),
+        ('"autox"', "1", "hyperparameters.ent_coef"),
+        ('"auto_-1"', "1", "hyperparameters.ent_coef"),
+        ("-0.1", "1", "hyperparameters.ent_coef"),
+        ("0.1", '[1, "epoch"]', "hyperparameters.train_freq"),
+        ("0.1", "0", "hyperparameters.train_freq"),
+    ],
+)
+def test_sac_settings_of_two_kinds(tmp_path, ent_coef, train_freq, key):
+    path = tmp_path / "sac.toml"
+    path.write_text(SAC.format(ent_coef=ent_coef, train_freq=train_freq))
+    if key is None:
+        load_agent_spec(path)
+        return
+    with pytest.raises(ConfigError) as error:
+        load_agent_spec(path)
+    assert error.value.key == key
