@@ -155,7 +155,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if result.signum is not None:
         name = signal.Signals(result.signum).name
         _note(
-            f"sweep interrupted ({name}), {result.interrupted} runs checkpointed; resume with: "
+            f"sweep interrupted ({name}), {result.interrupted} runs stopped; resume with: "
             f"rlp {shlex.join(args.argv)}"
         )
         return _exit_code(result.signum)

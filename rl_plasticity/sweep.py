@@ -37,6 +37,7 @@ from rl_plasticity.experiment import (
     CHECKPOINTS,
     RunResult,
     check_same_specs,
+    checkpoint_step,
     checkpoints,
     format_duration,
     is_finished,
@@ -368,6 +369,17 @@ def run_task(task: RunTask, children: Children | None = None) -> RunResult:
         return RunResult(task.path, "interrupted", status.get("reason"), status["timestep"], signum)
     if fresh and status.get("status") == "failed":
         return RunResult(task.path, "failed", status.get("reason") or status["status"])
+    signum = children.signum if children is not None else None
+    if signum is not None and code in (-signum, 128 + signum):
+        # Stopped by the signal we passed on while it was still starting: no harm done.
+        last = checkpoints(task.path / CHECKPOINTS)[-1:]
+        at = checkpoint_step(last[0]) if last else None
+        reason = f"{signal.Signals(signum).name} while starting"
+        if status:
+            write_status(
+                task.path, "interrupted", reason=reason, timestep=at or 0, steps=task.steps
+            )
+        return RunResult(task.path, "interrupted", reason, at, signum)
     # An error exit ends with the child's message; a signal cuts it off wherever it was.
     reason = f"{_exit_reason(code)}: {last}" if last and code > 0 else _exit_reason(code)
     if status.get("status") == "running":  # the child died before it could say so

@@ -54,7 +54,7 @@ def test_sigint_checkpoints_every_run_and_the_same_sweep_resumes(tmp_path, tiny_
         assert checkpoints(run / "checkpoints")[-1].name == f"step_{status['timestep']:012d}"
     assert "2 runs: 0 done, 0 failed, 0 skipped, 2 interrupted" in out
     assert err.strip().splitlines()[-1] == (
-        "rlp: sweep interrupted (SIGINT), 2 runs checkpointed; resume with: rlp "
+        "rlp: sweep interrupted (SIGINT), 2 runs stopped; resume with: rlp "
         + " ".join([*argv, "--no-progress"])
     )
     assert "Traceback" not in err
@@ -91,3 +91,32 @@ def test_plan_restarts_a_run_without_checkpoint_and_passes_run_options(
     assert "--resume" in tasks[1].command and "--restart" not in tasks[1].command
     options = " ".join(tasks[1].command)
     assert "--eval-every 1000 --eval-episodes 2 --eval-phases 1 --checkpoint-minutes 2.5" in options
+
+
+def test_a_run_stopped_while_starting_is_interrupted_not_failed(tmp_path):
+    import threading
+
+    path = tmp_path / "g" / "env__agent__s0"
+    script = (
+        "import pathlib, time\n"
+        "from rl_plasticity.experiment import write_status\n"
+        f"p = pathlib.Path({str(path)!r}); p.mkdir(parents=True)\n"
+        "write_status(p, 'running', timestep=0)\n"
+        "time.sleep(60)\n"
+    )
+    task = sw.RunTask((sys.executable, "-c", script), path, tmp_path / "g" / "x.log", 100)
+    children = sw.Children()
+    results: list[RunResult] = []
+    worker = threading.Thread(target=lambda: results.append(sw.run_task(task, children)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not read_status(path):
+        time.sleep(0.02)
+    children.stop(signal.SIGTERM)
+    worker.join(60)
+    assert results == [
+        RunResult(path, "interrupted", "SIGTERM while starting", None, signal.SIGTERM)
+    ]
+    assert read_status(path)["status"] == "interrupted"
+    # Once stopped, no new run starts.
+    assert sw.run_task(task, children).status == "not started"
