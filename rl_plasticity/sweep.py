@@ -587,7 +587,7 @@ class SweepProgress:
 
             self._live = Progress(
                 TextColumn("sweep"),
-                BarColumn(),
+                BarColumn(bar_width=20),
                 TextColumn("{task.fields[info]}"),
                 console=Console(stderr=True),
             )
