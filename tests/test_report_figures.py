@@ -156,3 +156,18 @@ def test_drift_values_switch_at_the_change_steps(tmp_path: Path) -> None:
     values = report.drift_values(run, np.array([0.0, 999.0, 1000.0, 1500.0, 2500.0]))
     assert list(values) == ["gravity"]
     np.testing.assert_array_equal(values["gravity"], [1.0, 1.0, 2.0, 2.0, 3.0])
+
+
+def test_a_run_without_changes_and_one_measurement_says_so(tmp_path: Path) -> None:
+    for agent in ("ppo", "ppo-cbp"):
+        run = make_run(tmp_path, agent, 0, phases=1)
+        lines = (run / "metrics.csv").read_text().splitlines()
+        (run / "metrics.csv").write_text("\n".join(lines[:2]) + "\n")
+    out = tmp_path / "out"
+    text = report.write_report(tmp_path, out).read_text()
+    assert "### Return at the end of the run" in text and "| agent | end of run |" in text
+    # make_run measures step / steps: 500 / 1000 at its only measurement.
+    assert "| ppo | 0.5 (one measurement) | 50% (one measurement) |" in text
+    # Two agents: performance profiles across environments.
+    assert "![performance profiles](profiles.png)" in text
+    assert (out / "profiles.png").stat().st_size > 5_000

@@ -23,7 +23,9 @@ from rl_plasticity.report.statistics import (
     Estimate,
     binned_on_grid,
     mean_with_band,
+    min_max_normalize,
     nan_mean_over_rows,
+    performance_profile,
 )
 
 #: Points on the common step grid that return curves are binned onto.
@@ -102,12 +104,43 @@ def mark_changes(ax: Axes, boundaries: list[float], label: bool = True) -> None:
         )
 
 
-def style_axes(ax: Axes, steps: bool = True) -> None:
-    """Grid, small ticks, and step ticks as 200k on the x axis."""
+def style_axes(ax: Axes, steps: bool = True, last: float | None = None) -> None:
+    """Grid, small ticks, and step ticks as 200k on the x axis.
+
+    :param ax: the axes
+    :param steps: the x axis counts environment steps
+    :param last: the runs' last step: the x axis spans 0 to it (a single measurement is then
+        drawn where it lies in the run, not on an axis of its own few steps)
+    """
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=7)
     if steps:
         ax.xaxis.set_major_formatter(FuncFormatter(steps_label))
+    if last:
+        ax.set_xlim(0.0, 1.02 * last)
+
+
+def last_step(runs: Iterable[Run]) -> float:
+    """The last step any run logged an episode or a measurement at."""
+    steps = [
+        float(np.nanmax(t["timestep"]))
+        for r in runs
+        for t in (r.episodes, r.metrics, r.progress)
+        if t.get("timestep", np.empty(0)).size
+    ]
+    return max(steps, default=0.0)
+
+
+def percent_axis(ax: Axes, values: Iterable[np.ndarray]) -> None:
+    """A percentage axis from 0 to a little above the largest value (at least 1%).
+
+    :param ax: the axes
+    :param values: the values drawn, in %
+    """
+    finite = np.concatenate([np.asarray(v, dtype=float).ravel() for v in values] or [[0.0]])
+    finite = finite[np.isfinite(finite)]
+    top = float(finite.max()) if finite.size else 0.0
+    ax.set_ylim(0.0, max(1.0, 1.1 * top))
 
 
 def legend_outside(ax: Axes, fontsize: int = 7) -> None:
@@ -180,7 +213,7 @@ def plot_returns(env: str, runs: list[Run], path: Path, colors: dict[str, str]) 
     band = band_words(int(n_min)) if n_min != math.inf else ""
     ax.set_title(f"{env}: episodic return (mean over seeds; band: {band})", fontsize=10)
     ax.set_ylabel("episodic return")
-    style_axes(ax)
+    style_axes(ax, last=last_step(runs))
     legend_outside(ax, fontsize=8)
     if drift:
         low_ax = axes[1]
@@ -190,7 +223,7 @@ def plot_returns(env: str, runs: list[Run], path: Path, colors: dict[str, str]) 
         names = [parameter_name(k) for k in drift]
         low_ax.set_ylabel(names[0] if len(names) == 1 else "value", fontsize=8)
         low_ax.set_title("drifting parameter" + ("s" if len(names) > 1 else ""), fontsize=9)
-        style_axes(low_ax)
+        style_axes(low_ax, last=last_step(runs))
         if len(names) > 1:
             legend_outside(low_ax)
         low_ax.set_xlabel("environment steps")
@@ -240,17 +273,20 @@ def plot_summary(
             x, y, yerr=[low, high], color=colors[label], marker="o", markersize=3.5,
             linewidth=1.2, capsize=2, label=label,
         )  # fmt: skip
+    when = "at the end of the run" if all_phases == [0] else "per phase"
     if reference:
         ax.axhline(0.0, color=colors.get(reference, "0.3"), linewidth=1.0, linestyle=":")
         ax.set_ylabel(f"end-of-phase return\nminus {reference}'s", fontsize=8)
-        ax.set_title(f"return per phase vs {reference} (= 0)", fontsize=9)
+        ax.set_title(f"return {when} vs {reference} (= 0)", fontsize=9)
     else:
         ax.set_ylabel("end-of-phase return", fontsize=8)
-        ax.set_title("return per phase (IQM over seeds)", fontsize=9)
+        ax.set_title(f"return {when} (IQM over seeds)", fontsize=9)
     _symlog_if_dwarfed(ax, [table[label][p].iqm for label in shown for p in table[label]])
     ax.set_xlabel("phase", fontsize=8)
+    if all_phases == [0]:  # no change: a stationary or continuously drifting env
+        ax.set_xlabel("")
     if all_phases:
-        ax.set_xticks(all_phases)
+        ax.set_xticks(all_phases, ["end of run"] if all_phases == [0] else None)
         ax.set_xlim(all_phases[0] - 0.6, all_phases[-1] + 0.6)
     style_axes(ax, steps=False)
     boundaries = phase_boundaries(runs)
@@ -261,7 +297,9 @@ def plot_summary(
         mark_changes(ax, boundaries)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("environment steps", fontsize=8)
-        style_axes(ax)
+        style_axes(ax, last=last_step(runs))
+        if "(%)" in title:
+            percent_axis(ax, [curve for _, curve in curves.values()])
     figure_legend(fig, [*axes[1:], axes[0]])
     fig.suptitle(f"{env}: summary (mean over seeds)", fontsize=10)
     fig.tight_layout()
@@ -298,3 +336,39 @@ def mean_curve(tables: list[dict[str, np.ndarray]], column: str) -> tuple[np.nda
     edges = grid_edges(tables, min(GRID_POINTS, max(t["timestep"].size for t in tables)))
     curves = np.vstack([binned_on_grid(t["timestep"], t[column], edges) for t in tables])
     return edges[1:], nan_mean_over_rows(curves)
+
+
+def plot_profiles(
+    scores: dict[str, dict[str, np.ndarray]], path: Path, colors: dict[str, str]
+) -> None:
+    """Performance profiles (Agarwal et al. 2021): per row, the fraction of runs over all
+    environments whose final return, min-max normalized per environment over every row's
+    runs, exceeds each threshold.
+
+    :param scores: :func:`tables.final_scores`
+    :param path: the PNG to write
+    :param colors: row label -> colour
+    """
+    envs = sorted({env for per_env in scores.values() for env in per_env})
+    labels = sorted(scores)
+    normalized: dict[str, list[np.ndarray]] = {label: [] for label in labels}
+    for env in envs:
+        present = [label for label in labels if env in scores[label]]
+        for label, values in zip(
+            present, min_max_normalize([scores[label][env] for label in present]), strict=True
+        ):
+            normalized[label].append(values)
+    taus = np.linspace(0.0, 1.0, 101)
+    fig = Figure(figsize=(5.2, 3.4), dpi=DPI)
+    ax = fig.subplots()
+    for label in labels:
+        profile = performance_profile(normalized[label], taus)
+        ax.plot(taus, profile, color=colors[label], label=label, linewidth=1.5)
+    ax.set_xlabel("normalized final return tau (0: worst run, 1: best run, per environment)")
+    ax.set_ylabel("fraction of runs with score > tau", fontsize=8)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"performance profiles over {len(envs)} environment(s)", fontsize=10)
+    style_axes(ax, steps=False)
+    legend_outside(ax, fontsize=8)
+    fig.tight_layout()
+    save(fig, path)

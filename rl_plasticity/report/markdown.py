@@ -9,7 +9,13 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from rl_plasticity.report.figures import colors_for, mean_curve, plot_returns, plot_summary
+from rl_plasticity.report.figures import (
+    colors_for,
+    mean_curve,
+    plot_profiles,
+    plot_returns,
+    plot_summary,
+)
 from rl_plasticity.report.metric_figures import (
     family_plan,
     plot_around_changes,
@@ -36,6 +42,7 @@ from rl_plasticity.report.tables import (
     RECOVERY_WINDOW,
     SUMMARY_METRICS,
     change_table,
+    final_scores,
     improvement_table,
     layer_mean,
     metric_change_table,
@@ -61,8 +68,9 @@ def _safe_name(name: str) -> str:
 
 def _markdown_table(table: dict[str, dict[int, Estimate]]) -> list[str]:
     phases = sorted({p for row in table.values() for p in row})
+    names = ["end of run"] if phases == [0] else [f"phase {p}" for p in phases]
     lines = [
-        "| agent | " + " | ".join(f"phase {p}" for p in phases) + " |",
+        "| agent | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(phases),
     ]
     for agent, row in table.items():
@@ -129,9 +137,11 @@ def _env_section(env: str, runs: list[Run], out_dir: Path, colors: dict[str, str
     )  # fmt: skip
     plot_returns(env, runs, out_dir / f"returns_{stem}.png", colors)
     lines += [f"![summary {env}](summary_{stem}.png)", "", f"![returns {env}](returns_{stem}.png)"]
-    lines += ["", "### Return at the end of each phase", ""]
+    one_phase = all(set(row) <= {0} for row in phases.values())
+    what = "the run's" if one_phase else "a phase's"
+    lines += ["", f"### Return at the end of {'the run' if one_phase else 'each phase'}", ""]
     lines += [
-        f"Mean return of the last {END_OF_PHASE_FRACTION:.0%} of a phase's episodes per seed; "
+        f"Mean return of the last {END_OF_PHASE_FRACTION:.0%} of {what} episodes per seed; "
         f"interquartile mean over seeds {_interval_note(runs)}.",
         "",
         *_markdown_table(phases),
@@ -237,16 +247,31 @@ def _metric_table(runs: list[Run], csv_path: Path) -> list[str]:
     return [*lines, ""]
 
 
-def _improvement_section(runs: list[Run], out_dir: Path) -> list[str]:
+def _improvement_section(runs: list[Run], out_dir: Path, colors: dict[str, str]) -> list[str]:
     references = {
         env: ref
         for env, env_runs in by_attribute(runs, "env_label").items()
         if (ref := reset_reference(env_runs)) is not None
     }
     table = improvement_table(runs, references) if references else {}
+    lines = []
+    scores = final_scores(runs)
+    if len(scores) > 1:
+        plot_profiles(scores, out_dir / "profiles.png", colors)
+        lines += [
+            "## Performance profiles",
+            "",
+            "Per agent, the fraction of its runs (over every environment and seed, each "
+            "environment weighted equally) whose return at the end of the last complete phase, "
+            "min-max normalized per environment over all runs, exceeds each threshold (Agarwal "
+            "et al. 2021). A curve above another: better runs throughout.",
+            "",
+            "![performance profiles](profiles.png)",
+            "",
+        ]
     if not table:
-        return []
-    lines = [
+        return lines
+    lines += [
         "## Probability of improvement over the reset agent",
         "",
         "P(agent > reset agent): the chance that a run of the agent ends its last complete phase "
@@ -310,7 +335,7 @@ def write_report(
         lines += ["**Warnings**", "", *[f"- {w}" for w in warnings], ""]
     for env, env_runs in by_attribute(done, "env_label").items():
         lines += _env_section(env, env_runs, out_dir, colors)
-    lines += _improvement_section(done, out_dir)
+    lines += _improvement_section(done, out_dir, colors)
     not_done = [r for r in runs if r.status != "done"]
     if not_done:
         lines += ["## Runs not finished", "", "| run | status | reason |", "|---|---|---|"]

@@ -15,9 +15,11 @@ from rl_plasticity.report.changes import change_steps, phase_boundaries
 from rl_plasticity.report.figures import (
     DPI,
     figure_legend,
+    last_step,
     mark_changes,
     marker_for,
     mean_curve,
+    percent_axis,
     save,
     style_axes,
 )
@@ -93,10 +95,12 @@ def plot_family(
     fig = Figure(figsize=(2.9 * len(by_row) + 1.9, 2.0 * len(panels) + 0.9), dpi=DPI)
     axes = fig.subplots(len(panels), len(by_row), squeeze=False, sharex=True, sharey="row")
     boundaries = phase_boundaries(runs)
+    last = last_step(runs)
     legend: dict[str, object] = {}
     for r, (metric, net, columns) in enumerate(panels):
         info = metric_info(metric)
         scale = 100.0 if info.percent else 1.0
+        row_values: list[np.ndarray] = []
         for c, (label, row_runs) in enumerate(by_row.items()):
             ax = axes[r, c]
             plotted = [np.empty(0)]
@@ -111,8 +115,9 @@ def plot_family(
                 plotted.append(curve[np.isfinite(curve)])
                 legend.setdefault(name, Line2D([], [], color="0.25", **style))
             mark_changes(ax, boundaries, label=False)
-            style_axes(ax)
+            style_axes(ax, last=last)
             finite = np.concatenate(plotted)
+            row_values += plotted
             if info.log and finite.size and np.all(finite > 0):
                 ax.set_yscale("log")
             if r == 0:
@@ -123,6 +128,8 @@ def plot_family(
                 ax.set_ylabel(f"{info.title}{unit}{where}", fontsize=8)
             if r == len(panels) - 1:
                 ax.set_xlabel("environment steps", fontsize=8)
+        if info.percent:  # the row shares its y axis: one range for every column
+            percent_axis(axes[r, 0], [100.0 * v for v in row_values])
     fig.legend(
         list(legend.values()), list(legend), fontsize=7, loc="center left",
         bbox_to_anchor=(1.0, 0.5), title="line", title_fontsize=7, frameon=False,
@@ -180,7 +187,7 @@ def plot_method_activity(env: str, runs: list[Run], path: Path, colors: dict[str
         title = METHOD_COUNTERS.get(counter, (counter.replace("_", " "), False))[0]
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("environment steps", fontsize=8)
-        style_axes(ax)
+        style_axes(ax, last=last_step(runs))
     figure_legend(fig, axes)
     fig.suptitle(f"{env}: method activity (mean over seeds)", fontsize=10)
     fig.tight_layout()

@@ -216,6 +216,24 @@ def _run_changes(run: Run, ref: Run | None) -> dict[int, dict[str, float]]:
     return out
 
 
+def final_scores(runs: list[Run]) -> dict[str, dict[str, np.ndarray]]:
+    """Per row and environment, each seed's return at the end of the last phase every seed of
+    the row completed.
+
+    :param runs: finished runs of every environment
+    :return: row label -> environment label -> per-seed scores
+    """
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for env, env_runs in by_attribute(runs, "env_label").items():
+        for label, row_runs in by_attribute(env_runs, "label").items():
+            finals = [end_of_phase_returns(r) for r in row_runs]
+            last = min((max(f) for f in finals if f), default=None)
+            scores.setdefault(label, {})[env] = np.array(
+                [f.get(last, math.nan) if last is not None else math.nan for f in finals]
+            )
+    return scores
+
+
 def improvement_table(
     runs: list[Run], references: dict[str, str]
 ) -> dict[str, tuple[float, float, float, int]]:
@@ -229,14 +247,7 @@ def improvement_table(
     :param references: environment label -> its reset row's label
     :return: row label -> (probability, low, high, number of environments)
     """
-    scores: dict[str, dict[str, np.ndarray]] = {}
-    for env, env_runs in by_attribute(runs, "env_label").items():
-        for label, row_runs in by_attribute(env_runs, "label").items():
-            finals = [end_of_phase_returns(r) for r in row_runs]
-            last = min((max(f) for f in finals if f), default=None)
-            scores.setdefault(label, {})[env] = np.array(
-                [f.get(last, math.nan) if last is not None else math.nan for f in finals]
-            )
+    scores = final_scores(runs)
     table = {}
     for label, per_env in scores.items():
         envs = [e for e in per_env if e in references and references[e] != label]
