@@ -20,7 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from rl_plasticity.cli import main
 from rl_plasticity.evaluation import EvalSettings
 from rl_plasticity.experiment import checkpoints, read_status, train
-from tests.conftest import TINY_PPO, write_spec
+from tests.conftest import TINY_ENV, TINY_PPO, write_spec
 
 # Checkpoints every rollout (512 steps); HalfCheetah's episodes are 1000 steps, so the checkpoints
 # at 512 and 1024 fall inside an episode. CBP's state and an evaluation ride along.
@@ -87,16 +87,21 @@ def test_interrupted_run_resumes_bit_for_bit(tmp_path, tiny_env):
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
 
 
-def test_resume_from_a_checkpoint_inside_an_episode_after_a_finished_run(tmp_path, tiny_env):
-    # Extending a finished run starts from its final checkpoint (512: mid-episode).
+def test_resume_with_a_physics_change_pending_at_the_checkpoint(tmp_path):
+    # The checkpoint at 1,536 is inside the second episode, after the change due at 1,500,
+    # which waits for the episode's end at 2,000.
+    env = write_spec(tmp_path, "later", TINY_ENV.replace('"immediate"', '"episode_end"'))
     agent = write_spec(tmp_path, "exact-ppo", EXACT_PPO)
     root = tmp_path / "runs"
-    whole = train(tiny_env, agent, 1, 1536, root=root, group="whole")
-    assert train(tiny_env, agent, 1, 512, root=root, group="short").status == "done"
-    longer = train(tiny_env, agent, 1, 1536, root=root, group="short", resume=True)
-    assert longer.status == "done"
+    whole = train(env, agent, 1, 2560, root=root, group="whole")
+    cut = train(env, agent, 1, 2560, root=root, group="cut", callbacks=[SignalAt(1100, 2)])
+    assert cut.timestep == 1536
+    assert train(env, agent, 1, 2560, root=root, group="cut", resume=True).status == "done"
     for name in ("episodes.csv", "metrics.csv", "progress.csv"):
-        assert _rows(longer.path / name) == _rows(whole.path / name), name
+        assert _rows(cut.path / name) == _rows(whole.path / name), name
+    phases = [r["phase"] for r in _rows(whole.path / "episodes.csv")]
+    assert phases == ["0", "0"]  # the second episode ran on phase 0's physics to its end
+    assert _rows(whole.path / "metrics.csv")[-1]["phase"] == "1"
 
 
 def _train_argv(env: Path, agent: Path, root: Path, steps: str) -> list[str]:
