@@ -40,6 +40,15 @@ def _again(argv: Sequence[str], flag: str) -> str:
     return "rlp " + shlex.join([*kept, flag])
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (``rlp: error: ...``) and exit code 2."""
 
@@ -254,11 +263,16 @@ def _add_run_options(p: argparse.ArgumentParser, grid: bool) -> None:
         "no evaluation)",
     )
     p.add_argument(
-        "--eval-episodes", type=_count("eval-episodes"), default=5, help="episodes per physics"
+        "--eval-episodes",
+        type=_count("eval-episodes"),
+        default=5,
+        metavar="N",
+        help="episodes per physics",
     )
     p.add_argument(
         "--eval-phases",
         default="all",
+        metavar="N",
         help="earlier phases to evaluate besides the current one (all, or the N most recent)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress display")
@@ -268,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``rlp`` argument parser."""
     from importlib import metadata
 
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    defaults = _Help
     parser = _Parser(prog="rlp", description="Study and fix loss of plasticity in deep RL.")
     parser.add_argument(
         "--version", action="version", version=f"rlp {metadata.version('rl_plasticity')}"
