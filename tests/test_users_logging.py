@@ -53,7 +53,7 @@ class KeyCollector(KVWriter):
 
 def _callbacks(csv_path):
     return [
-        PlasticityMetrics(every=200, csv_path=csv_path, batch_size=64),
+        PlasticityMetrics(every=256, csv_path=csv_path, batch_size=64),
         ContinualBackprop(replacement_rate=0.05, maturity_threshold=10, seed=0),
         ReDo(tau=1.0, every=5, seed=0),
         ShrinkAndPerturb(noise_std=1e-4, seed=0),
