@@ -1037,7 +1037,8 @@ def train(
         last = checkpoints(path / CHECKPOINTS)[-1:]
         at = checkpoint_step(last[0]) if last else None
         name = _signal_name(checkpointer.stop_signal)
-        reason = f"{name}, stopped at once (after the checkpoint at step {at or 0:,})"
+        since = f"the checkpoint at step {at:,}" if at is not None else "no checkpoint"
+        reason = f"{name}, stopped at once (last: {since})"
         write_status(path, "interrupted", reason=reason, timestep=at or 0, steps=steps)
         return RunResult(path, "interrupted", reason, at, checkpointer.stop_signal)
     except Exception as e:
