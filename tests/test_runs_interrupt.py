@@ -238,3 +238,16 @@ def test_checkpoint_minutes_adds_timed_checkpoints(tmp_path, tiny_env):
     timed = train(tiny_env, agent, 0, 2048, root=root, group="timed", checkpoint_minutes=1e-9)
     names = [p.name for p in checkpoints(timed.path / "checkpoints")]
     assert names == ["step_000000001536", "step_000000002048"]  # the last two are kept
+
+
+def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, tiny_env):
+    agent = write_spec(tmp_path, "exact-ppo", EXACT_PPO)
+    twice = [SignalAt(700, signal.SIGINT), SignalAt(710, signal.SIGINT)]
+    result = train(tiny_env, agent, 0, 1536, root=tmp_path / "runs", callbacks=twice)
+    assert (result.status, result.timestep, result.signum) == ("interrupted", 512, signal.SIGINT)
+    status = read_status(result.path)
+    assert status["status"] == "interrupted" and status["timestep"] == 512
+    assert status["reason"] == "SIGINT, stopped at once (last: the checkpoint at step 512)"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = train(tiny_env, agent, 0, 1536, root=tmp_path / "runs", resume=True)
+    assert resumed.status == "done"
