@@ -120,3 +120,17 @@ def test_change_table_on_runs_with_known_recovery(tmp_path: Path) -> None:
     # Against its own level 108.5: the phase's returns interpolate 200 -> 209 over the phase
     # (first sample held before it), a mean of about 204.7 -> gap about 96.
     assert 95.0 < first["gap_own"].iqm < 97.0
+
+
+def test_a_last_phase_is_judged_by_its_steps_not_its_episodes() -> None:
+    # Phase 0: 10 episodes of 100 steps; phase 1: 3 episodes of 300 steps (an agent that learned
+    # to stay up longer) cover 900 steps: kept, where counting episodes (3 of 10) drops it.
+    steps = np.concatenate([np.arange(1, 11) * 100.0, 1000 + np.arange(1, 4) * 300.0])
+    phases = np.array([0.0] * 10 + [1.0] * 3)
+    returns = np.array([1.0] * 10 + [2.0] * 3)
+    assert st.end_of_phase_values(phases, returns, 0.2, steps) == {0: 1.0, 1: 2.0}
+    assert st.end_of_phase_values(phases, returns, 0.2) == {0: 1.0}
+    # A last phase of one 100-step episode is left out either way.
+    steps, phases = np.append(steps, 2000.0), np.append(phases, 2.0)
+    returns = np.append(returns, 9.0)
+    assert st.end_of_phase_values(phases, returns, 0.2, steps) == {0: 1.0, 1: 2.0}

@@ -80,22 +80,31 @@ def iqm_estimate(values: Iterable[float], seed: int = 0) -> Estimate:
 
 
 def end_of_phase_values(
-    phases: np.ndarray, returns: np.ndarray, fraction: float = END_OF_PHASE_FRACTION
+    phases: np.ndarray,
+    returns: np.ndarray,
+    fraction: float = END_OF_PHASE_FRACTION,
+    steps: np.ndarray | None = None,
 ) -> dict[int, float]:
     """Mean return of the last ``fraction`` of each phase's episodes (at least one episode).
 
-    A last phase is left out when it holds fewer than half as many episodes as the other phases
-    have (median): a run usually stops a little after a change, and the few episodes of the new
-    physics say nothing about the end of that phase.
+    A last phase is left out when it is shorter than half the other phases (median): a run
+    usually stops a little after a change, and the few episodes of the new physics say nothing
+    about the end of that phase. Length is in steps when ``steps`` is given (episodes get longer
+    as an agent learns), else in episodes.
 
     :param phases: phase of each episode
     :param returns: return of each episode
     :param fraction: share of the phase's episodes, counted from its end
+    :param steps: step at which each episode ended, increasing (None: lengths in episodes)
     :return: phase -> mean return
     """
     seen = np.unique(phases[~np.isnan(phases)])
-    counts = [int(np.sum(phases == phase)) for phase in seen]
-    if len(counts) > 1 and counts[-1] < 0.5 * np.median(counts[:-1]):
+    if steps is None:
+        lengths = [float(np.sum(phases == phase)) for phase in seen]
+    else:
+        ends = [float(np.max(steps[phases == phase])) for phase in seen]
+        lengths = list(np.diff([0.0, *ends]))
+    if len(lengths) > 1 and lengths[-1] < 0.5 * np.median(lengths[:-1]):
         seen = seen[:-1]
     out = {}
     for phase in seen:

@@ -48,7 +48,7 @@ def end_of_phase_returns(run: Run, fraction: float = END_OF_PHASE_FRACTION) -> d
     returns = run.episodes.get("return")
     if phases is None or returns is None:
         return {}
-    return end_of_phase_values(phases, returns, fraction)
+    return end_of_phase_values(phases, returns, fraction, run.episodes.get("timestep"))
 
 
 def phase_table(runs: list[Run]) -> dict[str, dict[int, Estimate]]:
