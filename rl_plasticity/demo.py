@@ -1,17 +1,19 @@
 """``make demo``: a small sweep that tells the loss-of-plasticity story, then its report.
 
 Four agents on ``fast-slippery-hopper`` (Hopper; the friction of every geom is redrawn every
-20,000 steps): PPO, the reset reference (a fresh network and optimizer at every change), PPO+CBP
-and PPO+ReDo, three seeds each, run in parallel on every core; then ``rlp report``. Running it
-again reuses the finished runs. Prints the report's path last.
+20,000 steps, three changes in a demo run): PPO, the reset reference (a fresh network and
+optimizer at every change), PPO+CBP and PPO+ReDo, three seeds each, run in parallel on every
+core; then ``rlp report``. Running it again reuses the finished runs. Prints the report's path
+last.
 
-The agents use DEMO settings (``agents/demo-*.toml``), not the paper's: a 64x64 network, 1,024
-steps and 16 updates per rollout, a learning rate of 3e-4, and method settings that act within
-the demo's ~900 updates (CBP: maturity 100 updates, rho 5e-4; ReDo: every 50 updates). What the
-demo shows: agents that learn within minutes, each method's activity (units replaced, resets),
-the plasticity metrics moving, recovery after each change next to the reset reference. What it
-does not show: loss of plasticity itself, which takes millions of steps (``bench/study.py``);
-with 3 seeds and 60,000 steps no difference between agents is significant.
+The agents use DEMO settings (``agents/demo-*.toml``), not the paper's: FastPPO (SB3's PPO,
+faster), a 64x64 network, 1,024 steps and 16 updates per rollout, a learning rate of 3e-4, and
+method settings that act within the demo's ~1,250 updates (CBP: maturity 100 updates, rho 5e-4;
+ReDo: every 50 updates). What the demo shows: agents that learn within minutes, the reset
+reference dropping to scratch at every change while the others carry on, each method's activity
+(units replaced, resets), the plasticity metrics moving. What it does not show: loss of
+plasticity itself, which takes millions of steps (``bench/study.py``); with 3 seeds and 80,000
+steps no difference between agents is significant.
 
     python -m rl_plasticity.demo [--steps N] [--root DIR] [--jobs N]
 """
@@ -29,7 +31,7 @@ from rl_plasticity.sweep import sweep
 ENV = "fast-slippery-hopper"
 AGENTS = ("demo-ppo", "demo-ppo-reset", "demo-ppo-cbp", "demo-ppo-redo")
 SEEDS = (0, 1, 2)
-STEPS = 59_392  # 58 rollouts of 1,024 steps: two changes, none in the last rollout
+STEPS = 79_872  # 78 rollouts of 1,024 steps: three changes, none in the last rollout
 
 
 def main(argv: list[str] | None = None) -> int:
