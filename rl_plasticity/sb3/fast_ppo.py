@@ -6,22 +6,23 @@ keys, and SB3 callbacks called in the same pattern (``on_rollout_start``, ``upda
 ``on_step`` after every VecEnv step, stopping when it returns False, ``on_rollout_end``). It
 replaces two methods, for an ``MlpPolicy`` with Box actions:
 
-* ``collect_rollouts``. The batch-1 policy call runs each layer's ``forward`` on the live torch
-  parameters under ``inference_mode``: no module ``__call__``, so no forward hook fires (SB3
-  runs it under ``no_grad``, where the plasticity hooks keep nothing either). The action is drawn
-  with the same torch random call SB3's ``Normal.sample`` makes (``normal_(0, 1)`` of the same
-  shape, then ``* std + mean``), the log-probability is the same closed form, a ``DummyVecEnv``'s
-  sub-envs are stepped directly (their info dicts are handed on as the env returned them,
-  without DummyVecEnv's deep copy), and the ``RolloutBuffer``'s arrays are written in place.
-  Given the same model and RNG state, the buffer is the same as SB3's to the bit.
+* ``collect_rollouts``. The batch-1 policy call runs the same torch functions as the layers'
+  ``forward`` on the live parameters, under ``inference_mode`` and without module calls, so no
+  forward hook fires (SB3 runs it under ``no_grad``, where the plasticity hooks keep nothing
+  either). The action is drawn with the random call SB3's ``Normal.rsample`` makes
+  (``normal_()`` of the same shape, then ``mean + noise * std``); the log-probability is
+  ``Normal.log_prob``'s formula; a ``DummyVecEnv``'s sub-envs are stepped directly (their info
+  dicts are handed on as the env returned them, without DummyVecEnv's deep copy); the
+  ``RolloutBuffer``'s arrays are written in place. Given the same model and random state, the
+  buffer is SB3's to the bit (``tests/test_fast_ppo.py``).
 * ``train``. The buffer becomes tensors once per ``train()``; each epoch is permuted with the same
   ``np.random.permutation`` call SB3's ``RolloutBuffer.get`` makes, and minibatches are slices of
   the permuted tensors. The forward still runs through the policy's modules with gradients
-  enabled, so CBP's, ReDo's and ``PlasticityMetrics``' hooks see exactly the training forwards;
-  the diagonal Gaussian's log-probability is computed in closed form (no ``Distribution``
-  objects), the entropy term is left out of the loss when ``ent_coef == 0`` (its gradient is
-  exactly 0), and Adam runs with ``foreach=True``. Loss, GAE, advantage normalization per
-  minibatch, gradient clipping, ``target_kl`` early stopping and the logged values are SB3's.
+  enabled, so CBP's, ReDo's and ``PlasticityMetrics``' hooks see exactly the training forwards.
+  The loss from the Gaussian's mean, the values and the log-std on is one autograd node
+  (:class:`PPOLoss`: SB3's formulas forward, autograd's gradient written out), the gradients live
+  in one buffer (one zeroing, one norm), and Adam runs fused. After one ``train()`` from the same
+  buffer and random state, parameters and Adam's moments equal SB3's within float rounding.
 
 Anything else (a CNN or dict policy, discrete actions, gSDE, squashed actions, a custom policy
 class, a GPU) runs SB3's own code, with a warning that says why.
@@ -277,7 +278,7 @@ class FastPPO(PPO):
         """
         mean_t = run_steps(self._pi_steps, obs)
         std, two_var, log_std = self._gaussian_terms()
-        # Normal.sample is torch.normal(mean, std): normal_(0, 1) of that shape, * std, + mean.
+        # SB3 samples with Normal.rsample: mean + normal_() of that shape * std.
         noise = torch.randn(mean_t.shape).numpy()
         mean = mean_t.numpy()
         actions = noise * std + mean
