@@ -1,0 +1,162 @@
+"""A grid of runs (envs x agents x seeds) on local cores or a Ray cluster, resumable.
+
+Every run is its own process, ``python -m rl_plasticity.cli train ... --resume``, with its output
+in ``<root>/<group>/logs/<run>.log``: a run that crashes hard (segfault, SIGKILL, out of memory)
+takes only itself down. Such a run is recorded as failed in its ``status.json`` (the child could
+not write it) and the others go on. Both backends launch the same command, so they make the same
+run directories. Running the same sweep again skips finished runs and resumes the others from
+their last checkpoint (a run that never reached one is restarted, with a note).
+
+``overrides`` (``--set``) with several values make a grid of agents: each combination is its own
+agent, named after it (``ppo-cbp@replacement_rate=1e-4``), in the run directories and the report.
+
+Local runs are their own process groups: SIGINT (Ctrl-C) or SIGTERM to the sweep is passed on to
+each running run once, which checkpoints and stops; runs not started yet are not started. A
+second signal is passed on too (the runs then stop at once, keeping their last checkpoint).
+
+Here: :func:`sweep` and its result; ``plan`` makes the grid's tasks, ``local`` and
+``ray_cluster`` are the backends, ``progress`` is what the terminal shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rl_plasticity.errors import ConfigError
+from rl_plasticity.evaluation import EvalSettings
+from rl_plasticity.experiment import RunResult
+from rl_plasticity.overrides import Override
+from rl_plasticity.sweep.local import CHILD_ENV_DEFAULTS, Children, run_local, run_task, signals_to
+from rl_plasticity.sweep.plan import LOGS, RunTask, default_jobs, parse_seeds, plan
+from rl_plasticity.sweep.progress import SweepProgress, Tracker, short_reason
+from rl_plasticity.sweep.ray_cluster import run_ray
+
+__all__ = [
+    "BACKENDS",
+    "CHILD_ENV_DEFAULTS",
+    "LOGS",
+    "Children",
+    "RunTask",
+    "SweepProgress",
+    "SweepResult",
+    "default_jobs",
+    "parse_seeds",
+    "plan",
+    "run_task",
+    "sweep",
+]
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass
+class SweepResult:
+    """What became of every run of a sweep, in grid order (env, agent, seed).
+
+    :param results: one per run
+    :param signum: the signal that stopped the sweep, or None
+    """
+
+    results: list[RunResult] = field(default_factory=list)
+    signum: int | None = None
+
+    def count(self, status: str) -> int:
+        """Number of runs with ``status`` (``done``, ``failed``, ``skipped``, ``interrupted`` or
+        ``not started``)."""
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def interrupted(self) -> int:
+        """Runs stopped by a signal after a checkpoint (they resume from it)."""
+        return self.count("interrupted")
+
+    @property
+    def done(self) -> int:
+        """Runs trained to the end by this sweep."""
+        return self.count("done")
+
+    @property
+    def failed(self) -> int:
+        """Runs that failed (training error, non-finite values, killed, bad exit)."""
+        return self.count("failed")
+
+    @property
+    def skipped(self) -> int:
+        """Runs already finished before this sweep."""
+        return self.count("skipped")
+
+    def summary(self) -> str:
+        """One line of counts, then one line per failed run with its reason."""
+        stopped = [
+            f", {n} {status}"
+            for status in ("interrupted", "not started")
+            if (n := self.count(status))
+        ]
+        lines = [
+            f"{len(self.results)} runs: {self.done} done, {self.failed} failed, "
+            f"{self.skipped} skipped" + "".join(stopped)
+        ]
+        lines += [
+            f"failed: {r.path}: {short_reason(r.reason)}"
+            for r in self.results
+            if r.status == "failed"
+        ]
+        return "\n".join(lines)
+
+
+def sweep(
+    envs: list[str],
+    agents: list[str],
+    seeds: list[int],
+    steps: int,
+    *,
+    root: Path = Path("runs"),
+    group: str = "default",
+    jobs: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    echo: Callable[[str], None] | None = print,
+    overrides: Sequence[Override] = (),
+    evaluation: EvalSettings | None = None,
+    checkpoint_minutes: float | None = None,
+    progress: SweepProgress | None = None,
+) -> SweepResult:
+    """Train every (env, agent, seed) of the grid; skip finished runs, resume unfinished ones.
+
+    :param envs: env spec names or TOML paths
+    :param agents: agent spec names or TOML paths
+    :param seeds: the seeds (see :func:`parse_seeds`)
+    :param steps: environment steps per run
+    :param root: folder of run groups (on a Ray cluster: a folder every node sees at this path)
+    :param group: this sweep's folder under ``root``
+    :param jobs: runs at a time (default: every core); for a local Ray instance, its CPUs
+    :param backend: ``"local"`` (a process per run, on this machine) or ``"ray"``
+    :param address: Ray cluster address (``"auto"``, ``"ray://host:10001"``); None starts a local
+        Ray instance
+    :param echo: called with notes and one line per finished run (None: silent)
+    :param overrides: ``--set`` values laid over every agent spec; several values per key make
+        one agent per combination
+    :param evaluation: evaluate every run's policy into its ``eval.csv`` (None: no evaluation)
+    :param checkpoint_minutes: every run also checkpoints every this many minutes
+    :param progress: a live display to keep up to date (see :class:`SweepProgress`)
+    :return: every run's outcome, in grid order
+    :raises ConfigError: for a bad spec, backend or argument, before any run starts
+    """
+    if backend not in BACKENDS:
+        raise ConfigError("backend", backend, f"one of: {', '.join(BACKENDS)}")
+    if jobs is not None and jobs < 1:
+        raise ConfigError("jobs", jobs, "a positive number of parallel runs")
+    tasks = plan(
+        envs, agents, seeds, steps, root, group, overrides, evaluation, checkpoint_minutes, echo
+    )
+    jobs = min(jobs or default_jobs(), len(tasks))
+    tracker = Tracker(tasks, echo, progress)
+    if backend == "ray":
+        results = run_ray(tasks, jobs, address, tracker)
+        return SweepResult([results[task.path] for task in tasks])
+    children = Children()
+    with signals_to(children):
+        results = run_local(tasks, jobs, tracker, children)
+    return SweepResult([results[task.path] for task in tasks], children.signum)
