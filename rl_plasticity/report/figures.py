@@ -187,12 +187,14 @@ def plot_returns(env: str, runs: list[Run], path: Path, colors: dict[str, str]) 
     """
     edges = grid_edges(r.episodes for r in runs)
     x = edges[1:]
-    drift = drift_values(runs[0], x) if runs else {}
+    boundaries = phase_boundaries(runs)
+    # The drifting values on a fine grid that holds the change steps themselves.
+    x_drift = np.unique(np.concatenate([np.linspace(0.0, edges[-1], 1000), boundaries]))
+    drift = drift_values(runs[0], x_drift) if runs else {}
     heights = [3, 1] if drift else [1]
     fig = Figure(figsize=(7.6, 3.8 + (1.3 if drift else 0.0)), dpi=DPI)
     axes = fig.subplots(len(heights), 1, sharex=True, gridspec_kw={"height_ratios": heights})
     ax = axes[0] if drift else axes
-    boundaries = phase_boundaries(runs)
     n_min = math.inf
     for label, row_runs in by_attribute(runs, "label").items():
         curves = np.array(
@@ -218,7 +220,7 @@ def plot_returns(env: str, runs: list[Run], path: Path, colors: dict[str, str]) 
     if drift:
         low_ax = axes[1]
         for key, values in drift.items():
-            low_ax.step(x, values, where="post", linewidth=1.2, label=parameter_name(key))
+            low_ax.step(x_drift, values, where="post", linewidth=1.2, label=parameter_name(key))
         mark_changes(low_ax, boundaries, label=False)
         names = [parameter_name(k) for k in drift]
         low_ax.set_ylabel(names[0] if len(names) == 1 else "value", fontsize=8)

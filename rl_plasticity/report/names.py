@@ -71,7 +71,7 @@ METRICS = {
 #: Method activity (``progress.csv``): counter name -> (title, cumulative in the file). Per-layer
 #: counters are summed over layers.
 METHOD_COUNTERS = {
-    "replaced_total": ("units replaced (cumulative)", True),
+    "replaced_total": ("units replaced (cumulative, all layers)", True),
     "events": ("method events (cumulative)", True),
     "resets": ("resets (cumulative)", True),
 }
