@@ -1,9 +1,10 @@
-"""Plasticity methods: a torch core (no SB3) and SB3 callbacks built on it.
+"""Plasticity methods: one protocol (``protocol.Method``), one file per method, torch only.
 
-Torch core, for any ``nn.Module`` and optimizer: ``cbp.CBP``, ``redo.DormantReset``,
-``snp.ShrinkPerturb``, ``l2init.L2InitPenalty``, ``reset.reinit_network_``, ``init.lecun_uniform_``.
-SB3 callbacks (``callbacks``): ``ContinualBackprop``, ``ShrinkAndPerturb``, ``Reset``, ``L2Init``,
-``ReDo``. Optimizer classes SB3 takes through ``policy_kwargs`` (``optimizers``):
+Methods, each registered under its spec name: ``cbp.CBP``, ``redo.ReDo``, ``snp.ShrinkPerturb``,
+``l2init.L2Init``, ``reset.Reset`` (see ``protocol`` for the hooks and how to add one). Their SB3
+callbacks live in ``rl_plasticity.sb3.callbacks`` (``CBPCallback``, ... and the version 0.1 names
+``ContinualBackprop``, ``ShrinkAndPerturb``, ``Reset``, ``L2Init``, ``ReDo``, importable from
+here). Optimizer classes SB3 takes through ``policy_kwargs`` (``optimizers``):
 ``ShrinkPerturbAdam``, ``L2InitAdam``.
 
 The registries ``METHODS`` (name -> callback class, for an agent spec's ``[method] name``) and
@@ -17,15 +18,9 @@ from typing import Any
 
 
 def _methods() -> dict[str, type]:
-    from rl_plasticity.plasticity import callbacks
+    from rl_plasticity.sb3.callbacks import callback_classes
 
-    return {
-        "cbp": callbacks.ContinualBackprop,
-        "snp": callbacks.ShrinkAndPerturb,
-        "reset": callbacks.Reset,
-        "l2init": callbacks.L2Init,
-        "redo": callbacks.ReDo,
-    }
+    return callback_classes()
 
 
 def _optimizers() -> dict[str, type]:
@@ -55,5 +50,5 @@ def __getattr__(name: str) -> Any:
     if name in CALLBACKS:
         from rl_plasticity.plasticity import callbacks
 
-        return getattr(callbacks, name)
+        return getattr(callbacks, name)  # version 0.1 names, loaded on use
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,13 +33,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from rl_plasticity.plasticity.core import (
-    ActivationRecorder,
-    new_generator,
-    reinit_units_,
-)
+from rl_plasticity.plasticity.core import reinit_units_
 from rl_plasticity.plasticity.init import check_init, weight_bound
-from rl_plasticity.plasticity.layers import HiddenLayer, required_layers
+from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_int, check_number
 
 #: Initial distributions CBP can re-draw incoming weights from (see ``init.weight_bound``).
@@ -91,15 +88,16 @@ def _nonnegative(activation: nn.Module) -> bool:
     return isinstance(activation, _NONNEGATIVE)
 
 
-class CBP:
-    """Continual backprop on the hidden layers of ``module``, acting after each optimizer step.
+@register_method("cbp")
+class CBP(Method):
+    """Continual backprop on the hidden layers of a network, acting after each optimizer step.
 
     :param module: the network (any ``nn.Module`` whose hidden layers are Linear -> activation ->
-        Linear chains inside ``nn.Sequential`` containers)
+        Linear chains inside ``nn.Sequential`` containers); None: :meth:`attach` later
     :param optimizer: the optimizer training it; CBP runs after each of its steps
     :param replacement_rate: rho, fraction of eligible units replaced per step (paper, RL: 1e-4)
-    :param maturity_threshold: m, steps a unit is protected after creation (paper, RL: 10,000;
-        supervised: 100)
+    :param maturity_threshold: m, optimizer steps a unit is protected after creation (paper, RL:
+        10,000; supervised: 100)
     :param decay_rate: eta, decay of the running utility (paper: 0.99)
     :param init: incoming weights' distribution: ``"lecun_uniform"`` (the paper's),
         ``"kaiming_uniform"`` (torch's Linear default) or ``"match"`` (uniform with the standard
@@ -113,10 +111,15 @@ class CBP:
     :raises ValueError: when ``module`` has no hidden layer (the method would never act)
     """
 
+    needs_layers = True
+    records_features = True
+    random = True
+
     def __init__(
         self,
-        module: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        module: nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
         replacement_rate: float = 1e-4,
         maturity_threshold: int = 10_000,
         decay_rate: float = 0.99,
@@ -131,12 +134,11 @@ class CBP:
         self.decay_rate = check_number("decay_rate", decay_rate, 0.0, 1.0, high_open=True)
         self.init = check_init(init, allowed=CBP_INITS)
         self.mean_correction = bool(mean_correction)
-        self.optimizer = optimizer
-        self.layers = required_layers(module, layers, heads, "CBP")
-        self.generator = new_generator(seed)
+        self.units: list[UnitState] = []
+        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+
+    def setup(self) -> None:
         self.units = [self._fresh_state(layer) for layer in self.layers]
-        self._recorder = ActivationRecorder(self.layers)
-        self._step_hook = optimizer.register_step_post_hook(self._after_step)
 
     def _fresh_state(self, layer: HiddenLayer) -> UnitState:
         weight = layer.incoming.weight
@@ -150,8 +152,8 @@ class CBP:
             young=[[0, n]],
         )
 
-    def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        self.step(self._recorder.take())
+    def after_step(self) -> None:
+        self.step(self.take_features())
 
     def step(self, features: Sequence[torch.Tensor | None]) -> list[torch.Tensor]:
         """One CBP step, given each layer's features on the step's minibatch (called by the hook).
@@ -208,17 +210,13 @@ class CBP:
             layer.name: s.replaced_total for layer, s in zip(self.layers, self.units, strict=True)
         }
 
-    def detach(self) -> None:
-        """Remove the forward and optimizer hooks; network and optimizer stay as they are."""
-        self._recorder.remove()
-        self._step_hook.remove()
-
     def state_dict(self) -> dict:
         """Everything needed to continue exactly: per-layer unit state and the generator's state.
 
         :return: a dict of tensors and numbers (``torch.save`` it beside the model)
         """
         return {
+            **super().state_dict(),
             "layers": {
                 layer.name: {
                     "utility": s.utility.clone(),
@@ -230,7 +228,6 @@ class CBP:
                 }
                 for layer, s in zip(self.layers, self.units, strict=True)
             },
-            "generator": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -239,6 +236,7 @@ class CBP:
         :param state: the saved state
         :raises KeyError: if a layer of this network is missing from ``state``
         """
+        super().load_state_dict(state)
         for layer, s in zip(self.layers, self.units, strict=True):
             saved = state["layers"][layer.name]
             s.utility.copy_(saved["utility"])
@@ -248,4 +246,13 @@ class CBP:
             s.bound = float(saved["bound"])
             s.replaced_total = int(saved["replaced_total"])
             s.recount_young(self.maturity_threshold)
-        self.generator.set_state(state["generator"])
+
+    def check_reachable(self, updates: int) -> str | None:
+        oldest = max(int(s.age.max()) for s in self.units)
+        if oldest + updates > self.maturity_threshold:
+            return None
+        return (
+            f"maturity_threshold={self.maturity_threshold} optimizer steps is beyond this run's at "
+            f"most {updates} (oldest unit {oldest}): no unit becomes eligible, so none will be "
+            "replaced. Train longer or lower maturity_threshold"
+        )

@@ -1,18 +1,22 @@
 """L2-init, regenerative regularization (Kumar et al. 2023, arXiv 2308.11958).
 
-The loss gets ``(coeff / 2) * ||theta - theta_0||^2``: before each optimizer step the gradient of
-every parameter gets ``coeff * (theta - theta_0)`` added, the same coupled form as torch's
-``weight_decay`` (which is L2 toward 0). theta_0 are the parameters when the method is attached.
+The loss gets ``(coeff / 2) * ||theta - theta_0||^2`` over every parameter the optimizer trains,
+theta_0 being the parameters when the method is attached: each step's gradient gets
+``coeff * (theta - theta_0)``, the same coupled form as torch's ``weight_decay`` (which is L2
+toward 0). Kumar et al. use lambda about 0.01.
 
-This module knows nothing of SB3.
+Hooks: ``loss_term`` (the penalty; its gradient is added before each optimizer step).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
+from torch import nn
 
+from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_number
 
 
@@ -31,30 +35,61 @@ def pull_toward_init_(
                 param.grad.add_(param - start, alpha=coeff)
 
 
-class L2InitPenalty:
-    """L2-init on every parameter ``optimizer`` updates, applied just before each of its steps.
+@register_method("l2init")
+class L2Init(Method):
+    """L2-init on every parameter the optimizer trains.
 
-    :param optimizer: the optimizer; its parameters now are theta_0
+    :param module: the network; None: :meth:`attach` later
+    :param optimizer: the optimizer; its parameters when attached are theta_0
     :param coeff: lambda (about 0.01 in Kumar et al.)
+    :param seed: unused (L2-init draws nothing); accepted like every method's
+    :param layers: unused
+    :param heads: unused
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, coeff: float = 0.01) -> None:
+    def __init__(
+        self,
+        module: nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        coeff: float = 0.01,
+        seed: int | None = None,
+        layers: Sequence[HiddenLayer] | None = None,
+        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
+    ) -> None:
         self.coeff = check_number("coeff", coeff, 0.0, float("inf"))
-        self.params = [p for group in optimizer.param_groups for p in group["params"]]
-        self.initial = [p.detach().clone() for p in self.params]
-        self._hook = optimizer.register_step_pre_hook(
-            lambda *_: pull_toward_init_(self.params, self.initial, self.coeff)
-        )
+        self.params: list[torch.Tensor] = []
+        self.initial: list[torch.Tensor] = []
+        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
 
-    def detach(self) -> None:
-        """Stop adding the penalty's gradient."""
-        self._hook.remove()
+    def setup(self) -> None:
+        groups = self.optimizer.param_groups if self.optimizer is not None else []
+        self.params = [p for group in groups for p in group["params"]]
+        self.initial = [p.detach().clone() for p in self.params]
+
+    def loss_term(self, features: list[torch.Tensor] | None) -> torch.Tensor | None:
+        if not self.params or self.coeff == 0:
+            return None
+        total = sum(((p - p0) ** 2).sum() for p, p0 in zip(self.params, self.initial, strict=True))
+        return 0.5 * self.coeff * total
 
     def state_dict(self) -> dict:
         """theta_0, in the optimizer's parameter order."""
-        return {"initial": [t.clone() for t in self.initial]}
+        return {**super().state_dict(), "initial": [t.clone() for t in self.initial]}
 
     def load_state_dict(self, state: Mapping) -> None:
         """Use the saved theta_0 (a resumed run keeps pulling toward the first run's start)."""
+        super().load_state_dict(state)
         for mine, saved in zip(self.initial, state["initial"], strict=True):
             mine.copy_(saved)
+
+
+class L2InitPenalty(L2Init):
+    """The torch form of version 0.1: L2-init on ``optimizer``'s parameters.
+
+    :param optimizer: the optimizer; its parameters now are theta_0
+    :param coeff: lambda
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, coeff: float = 0.01) -> None:
+        super().__init__(nn.Module(), optimizer, coeff=coeff)

@@ -15,13 +15,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from rl_plasticity.plasticity.core import (
-    ActivationRecorder,
-    new_generator,
-    reinit_units_,
-)
+from rl_plasticity.plasticity.core import reinit_units_
 from rl_plasticity.plasticity.init import check_init, weight_bound
-from rl_plasticity.plasticity.layers import HiddenLayer, required_layers
+from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_int, check_number
 
 
@@ -37,10 +34,11 @@ def dormant_units(h: torch.Tensor, tau: float) -> torch.Tensor:
     return torch.nonzero(score <= tau).flatten()
 
 
-class DormantReset:
-    """ReDo on the hidden layers of ``module``, every ``every`` steps of ``optimizer``.
+@register_method("redo")
+class ReDo(Method):
+    """ReDo on the hidden layers of a network, every ``every`` optimizer steps.
 
-    :param module: the network
+    :param module: the network; None: :meth:`attach` later
     :param optimizer: the optimizer training it
     :param tau: dormancy threshold (0.025 in Sokar et al.; 0.1 in some RL work)
     :param every: F, optimizer steps between resets
@@ -52,10 +50,15 @@ class DormantReset:
     :raises ValueError: when ``module`` has no hidden layer (the method would never act)
     """
 
+    needs_layers = True
+    records_features = True
+    random = True
+
     def __init__(
         self,
-        module: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        module: nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
         tau: float = 0.025,
         every: int = 1000,
         init: str = "lecun_uniform",
@@ -65,20 +68,18 @@ class DormantReset:
     ) -> None:
         self.tau = check_number("tau", tau, 0.0, float("inf"))
         self.every = check_int("every", every, 1)
-        check_init(init, allowed=("lecun_uniform", "kaiming_uniform", "match"))
-        self.optimizer = optimizer
-        self.layers = required_layers(module, layers, heads, "ReDo")
-        self.bounds = [weight_bound(layer.incoming, init) for layer in self.layers]
-        self.generator = new_generator(seed)
-        self.steps = 0
-        self.replaced = [0] * len(self.layers)
-        self._recorder = ActivationRecorder(self.layers)
-        self._hook = optimizer.register_step_post_hook(self._after_step)
+        self.init = check_init(init, allowed=("lecun_uniform", "kaiming_uniform", "match"))
+        self.bounds: list[float] = []
+        self.replaced: list[int] = []
+        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
 
-    def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        self.steps += 1
+    def setup(self) -> None:
+        self.bounds = [weight_bound(layer.incoming, self.init) for layer in self.layers]
+        self.replaced = [0] * len(self.layers)
+
+    def after_step(self) -> None:
         if self.steps % self.every == 0:
-            self.reset_dormant(self._recorder.take())
+            self.reset_dormant(self.take_features())
 
     def reset_dormant(self, features: Sequence[torch.Tensor | None]) -> list[torch.Tensor]:
         """Replace the tau-dormant units of each layer, given its features.
@@ -102,23 +103,28 @@ class DormantReset:
         """Units replaced so far, by layer name."""
         return {layer.name: n for layer, n in zip(self.layers, self.replaced, strict=True)}
 
-    def detach(self) -> None:
-        """Remove the hooks."""
-        self._recorder.remove()
-        self._hook.remove()
+    def check_reachable(self, updates: int) -> str | None:
+        if self.steps % self.every + updates >= self.every:
+            return None
+        return (
+            f"every={self.every} optimizer steps is beyond this run's at most {updates}: no unit "
+            "will be reset. Train longer or lower every"
+        )
 
     def state_dict(self) -> dict:
         """Step count, bounds, counters and the generator's state."""
         return {
-            "steps": self.steps,
+            **super().state_dict(),
             "bounds": list(self.bounds),
             "replaced": list(self.replaced),
-            "generator": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: Mapping) -> None:
         """Continue from :meth:`state_dict`'s output."""
-        self.steps = int(state["steps"])
+        super().load_state_dict(state)
         self.bounds = [float(b) for b in state["bounds"]]
         self.replaced = [int(n) for n in state["replaced"]]
-        self.generator.set_state(state["generator"])
+
+
+#: The name of the torch class before the method protocol (version 0.1).
+DormantReset = ReDo

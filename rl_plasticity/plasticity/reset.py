@@ -1,18 +1,27 @@
-"""Reset: draw a whole network afresh and forget its optimizer state.
+"""Reset: draw a whole network afresh and forget its optimizer state when the environment changes.
 
 The from-scratch reference of every plasticity study: an agent reset when its task changes shows
 what a freshly initialized network learns in the new task; a method that keeps plasticity should
-do at least as well.
+do at least as well. Replay buffers, learning-rate schedules and entropy coefficients are kept;
+target networks are set equal to their re-drawn networks, as in a freshly built agent.
 
-This module knows nothing of SB3.
+Hooks: ``on_context_change`` (the re-draw; ``syncs_targets``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import nn
 
-from rl_plasticity.plasticity.init import reinit_linear_
+from rl_plasticity.plasticity.init import INITS, check_init, reinit_linear_
+from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.plasticity.protocol import Method, register_method
+
+#: What ``Reset(init=...)`` accepts: the framework's own initialization (``"sb3"``: as SB3 builds
+#: the policy; in plain PyTorch each module's ``reset_parameters``), or one of ``init.INITS``.
+RESET_INITS = ("sb3", *INITS)
 
 
 def reinit_network_(
@@ -39,3 +48,56 @@ def reinit_network_(
     if optimizer is not None:
         for param in module.parameters():
             optimizer.state.pop(param, None)
+
+
+@register_method("reset")
+class Reset(Method):
+    """Re-draw the network and forget its optimizer state at each environment change.
+
+    :param module: the network; None: :meth:`attach` later
+    :param optimizer: its optimizer (its state is dropped at each reset)
+    :param init: ``"sb3"`` (as the framework builds the network: SB3's orthogonal gains for
+        PPO/A2C when ``ortho_init``, torch's default otherwise), ``"lecun_uniform"`` (the paper's)
+        or ``"kaiming_uniform"``; use the agent's own initialization
+    :param seed: seed of the draws; ``None``: from torch's global generator
+    :param layers: unused
+    :param heads: unused
+    """
+
+    random = True
+    acts_on_change = True
+    syncs_targets = True
+    model_counters = ("resets",)
+
+    def __init__(
+        self,
+        module: nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        init: str = "sb3",
+        seed: int | None = None,
+        layers: Sequence[HiddenLayer] | None = None,
+        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
+    ) -> None:
+        self.init = check_init(init, allowed=RESET_INITS)
+        self.resets = 0
+        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+
+    def on_context_change(self, phase: int) -> None:
+        self.reinit(self.module, "default" if self.init == "sb3" else self.init, self.generator)
+        if self.optimizer is not None:
+            for param in self.module.parameters():
+                self.optimizer.state.pop(param, None)
+        self.resets += 1
+
+    def counters(self) -> dict[str, float]:
+        return {"resets": self.resets}
+
+    def state_dict(self) -> dict:
+        """The generator's state and the number of resets."""
+        return {**super().state_dict(), "resets": self.resets}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Continue from :meth:`state_dict`'s output."""
+        super().load_state_dict(state)
+        self.resets = int(state["resets"])

@@ -18,14 +18,15 @@ This module knows nothing of SB3.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.plasticity.core import new_generator
 from rl_plasticity.plasticity.init import bias_bound, check_init, uniform, weight_bound
+from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_int, check_number
 
 TARGETS = ("fresh_init", "zero")
@@ -83,58 +84,86 @@ def check_target(target: str) -> str:
     return target
 
 
-class ShrinkPerturb:
-    """Shrink-and-perturb on every Linear of ``module``, after each optimizer step or on call.
+#: When shrink-and-perturb acts: after optimizer steps, or when the environment changes.
+WHENS = ("step", "change")
 
-    :param module: the network
-    :param optimizer: if given, :meth:`apply` runs after each of its steps; if None, call
-        :meth:`apply` yourself (e.g. when the task changes)
-    :param shrink: lambda (1 - 1e-6 for the soft version every step, 0.5 at a task change)
+
+@register_method("snp")
+class ShrinkPerturb(Method):
+    """Shrink-and-perturb on every Linear of a network, after optimizer steps or at changes.
+
+    :param module: the network; None: :meth:`attach` later
+    :param optimizer: with ``when="step"``, :meth:`apply` runs after its steps; None: call
+        :meth:`apply` yourself
+    :param shrink: lambda; ``None``: 1 - 1e-6 (the soft version, every step) with
+        ``when="step"``, 0.5 with ``when="change"``
     :param noise_std: sigma of the Gaussian noise added (0: none)
     :param target: ``"fresh_init"`` (shrink toward a fresh draw of the initial distribution) or
         ``"zero"``
+    :param when: ``"step"`` (after optimizer steps) or ``"change"`` (once each time the
+        environment changes)
     :param init: the initial distribution of the fresh draws: ``"lecun_uniform"`` or
         ``"kaiming_uniform"``
     :param seed: seed of the method's own generator; ``None`` draws one from torch's global one
-    :param every: with an optimizer, act once every ``every`` steps with one event of the same
-        mean and variance as ``every`` single-step events (see :func:`repeated_event`): the random
-        draws, which dominate the cost, are made ``every`` times less often. 1: exact.
+    :param every: with ``when="step"``, act once every ``every`` optimizer steps with one event of
+        the same mean and variance as ``every`` single-step events (see :func:`repeated_event`):
+        the random draws, which dominate the cost, are made ``every`` times less often. 1: exact.
+    :param layers: unused (every Linear is shrunk); accepted like every method's
+    :param heads: unused
     """
+
+    random = True
 
     def __init__(
         self,
-        module: nn.Module,
+        module: nn.Module | None = None,
         optimizer: torch.optim.Optimizer | None = None,
-        shrink: float = 1 - 1e-6,
+        *,
+        shrink: float | None = None,
         noise_std: float = 0.0,
         target: str = "fresh_init",
+        when: str = "step",
         init: str = "lecun_uniform",
         seed: int | None = None,
         every: int = 1,
+        layers: Sequence[HiddenLayer] | None = None,
+        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
+        if when not in WHENS:
+            raise ConfigError("when", when, "one of: " + ", ".join(WHENS))
+        self.when = when
+        if shrink is None:
+            shrink = 1 - 1e-6 if when == "step" else 0.5
         self.shrink = check_number("shrink", shrink, 0.0, 1.0)
         self.every = check_int("every", every, 1)
-        self.steps = 0
         self.noise_std = check_number("noise_std", noise_std, 0.0, float("inf"))
         self.target = check_target(target)
         self.init = check_init(init)
-        self.generator = new_generator(seed)
         self.events = 0
         self._params: list[tuple[torch.Tensor, float]] = []
-        for sub in module.modules():
-            if isinstance(sub, nn.Linear):
-                fresh = target == "fresh_init"
-                self._params.append((sub.weight, weight_bound(sub, init) if fresh else 0.0))
-                if sub.bias is not None:
-                    self._params.append((sub.bias, bias_bound(sub, init) if fresh else 0.0))
-        self._step_hook = None
-        if optimizer is not None:
-            self._step_hook = optimizer.register_step_post_hook(self._after_step)
+        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
 
-    def _after_step(self, *_: object) -> None:
-        self.steps += 1
-        if self.steps % self.every == 0:
+    @property
+    def acts_on_change(self) -> bool:  # type: ignore[override]
+        """Whether it acts only at environment changes (``when="change"``)."""
+        return self.when == "change"
+
+    def setup(self) -> None:
+        fresh = self.target == "fresh_init"
+        self._params = []
+        for sub in self.module.modules():
+            if isinstance(sub, nn.Linear):
+                self._params.append((sub.weight, weight_bound(sub, self.init) if fresh else 0.0))
+                if sub.bias is not None:
+                    self._params.append((sub.bias, bias_bound(sub, self.init) if fresh else 0.0))
+
+    def after_step(self) -> None:
+        if self.when == "step" and self.steps % self.every == 0:
             self.apply(repeats=self.every)
+
+    def on_context_change(self, phase: int) -> None:
+        if self.when == "change":
+            self.apply()
 
     def apply(self, shrink: float | None = None, repeats: int = 1) -> None:
         """One shrink-and-perturb event on every Linear weight and bias.
@@ -150,18 +179,14 @@ class ShrinkPerturb:
             )
         self.events += repeats
 
-    def detach(self) -> None:
-        """Stop acting after optimizer steps."""
-        if self._step_hook is not None:
-            self._step_hook.remove()
-            self._step_hook = None
+    def counters(self) -> dict[str, float]:
+        return {"events": self.events}
 
     def state_dict(self) -> dict:
-        """The generator's state and the number of events so far."""
-        return {"generator": self.generator.get_state(), "events": self.events, "steps": self.steps}
+        """The generator's state, the step count and the number of events so far."""
+        return {**super().state_dict(), "events": self.events}
 
     def load_state_dict(self, state: Mapping) -> None:
         """Continue from :meth:`state_dict`'s output."""
-        self.generator.set_state(state["generator"])
+        super().load_state_dict(state)
         self.events = int(state["events"])
-        self.steps = int(state["steps"])

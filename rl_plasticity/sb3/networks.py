@@ -1,9 +1,11 @@
-"""Which networks an SB3 algorithm trains, with their optimizers and hidden layers.
+"""Which networks an SB3 algorithm trains, with their optimizers, hidden layers and targets.
 
 The one place that knows SB3's module names: PPO/A2C keep separate ``policy_net`` / ``value_net``
 Sequentials whose last hidden layers feed ``action_net`` / ``value_net``; SAC's ``latent_pi`` feeds
 both ``mu`` and ``log_std``; SAC/TD3 critics and DQN's Q-net are complete Sequentials. Target
-networks are in no optimizer and are left to the algorithm's own (Polyak) updates.
+networks are in no optimizer and are left to the algorithm's own (Polyak) updates, except where
+:func:`sync_targets` copies the trained networks into them (a freshly built agent's state).
+:func:`sb3_reinit` re-draws a network as SB3 builds it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import nn
 
+from rl_plasticity.plasticity.init import reinit_linear_
 from rl_plasticity.plasticity.layers import HiddenLayer, find_hidden_layers
 
 
@@ -65,3 +68,57 @@ def network_groups(model: BaseAlgorithm) -> list[NetworkGroup]:
         f"unsupported policy {type(policy).__name__}; supported: the MLP policies of "
         "PPO, A2C, SAC, TD3 and DQN"
     )
+
+
+def sync_targets(model: BaseAlgorithm) -> None:
+    """Set every target network equal to the network it follows (SAC/TD3 actor and critic, DQN's
+    Q-net), as in a freshly built agent.
+
+    :param model: an SB3 algorithm
+    """
+    policy = model.policy
+    for online, target in (("actor", "actor_target"), ("critic", "critic_target")):
+        if hasattr(policy, online) and hasattr(policy, target):
+            getattr(policy, target).load_state_dict(getattr(policy, online).state_dict())
+    if hasattr(policy, "q_net_target"):
+        policy.q_net_target.load_state_dict(policy.q_net.state_dict())
+
+
+def sb3_reinit(model: BaseAlgorithm, group: NetworkGroup):
+    """A function re-drawing ``group``'s network (a ``protocol.Reinit``), SB3's way.
+
+    ``init="default"``: as SB3 builds the policy (orthogonal with gains sqrt(2), 0.01 and 1 for
+    PPO/A2C's extractor, action and value nets when ``ortho_init``; torch's default otherwise);
+    another name draws every Linear from that distribution. Either way a state-independent
+    ``log_std`` goes back to the policy's ``log_std_init``.
+
+    :param model: the algorithm
+    :param group: one of its :func:`network_groups`
+    :return: ``reinit(module, init, generator)``
+    """
+    policy = model.policy
+
+    def reinit(module: nn.Module, init: str, generator: torch.Generator) -> None:
+        ortho = group.name == "policy" and getattr(policy, "ortho_init", False)
+        if init != "default" or not ortho:
+            kind = "kaiming_uniform" if init == "default" else init
+            for sub in module.modules():
+                if isinstance(sub, nn.Linear):
+                    reinit_linear_(sub, kind, generator)
+                elif isinstance(sub, nn.LayerNorm):
+                    sub.reset_parameters()
+        else:
+            gains = {policy.mlp_extractor: 2**0.5, policy.action_net: 0.01, policy.value_net: 1.0}
+            with torch.no_grad():
+                for part, gain in gains.items():
+                    for sub in part.modules():
+                        if isinstance(sub, nn.Linear):
+                            nn.init.orthogonal_(sub.weight, gain=gain, generator=generator)
+                            if sub.bias is not None:
+                                sub.bias.zero_()
+        log_std = getattr(module, "log_std", None)
+        if isinstance(log_std, nn.Parameter):
+            with torch.no_grad():
+                log_std.fill_(getattr(policy, "log_std_init", 0.0))
+
+    return reinit

@@ -1,0 +1,468 @@
+"""The one protocol every plasticity method implements: optional hooks, a registry, settings.
+
+A method is a subclass of :class:`Method` in one file (the paper's math on top, its hooks below),
+registered with one line, ``@register_method("cbp")``. Its settings are the keyword-only
+parameters of its ``__init__``, written once: the SB3 callback (``rl_plasticity.sb3.callbacks``),
+an agent spec's ``[method]`` table and plain PyTorch code all take them from there.
+
+One instance acts on one network (a module and the optimizer that trains it)::
+
+    cbp = CBP(net, optimizer, replacement_rate=1e-4)     # plain PyTorch: attach at once
+    cbp = CBP(replacement_rate=1e-4); cbp.attach(net, optimizer)   # or later
+
+The SB3 callback makes one instance per network the algorithm trains (PPO's policy, SAC's actor
+and critic, DQN's Q-net), with seeds ``seed, seed + 1, ...``. The hooks, each a no-op by default:
+
+* :meth:`Method.build_network` -- the architecture (LayerNorm, CReLU, Fourier features, an extra
+  head): change the network before its optimizer is built, and return it. Everything the method
+  later needs must live in the modules it builds (they are saved with the model), because the
+  instance that builds the network is not always the one that trains it (SB3 builds a policy anew
+  on ``load``). SB3: ``rl_plasticity.sb3.policies`` runs it inside the policy's construction.
+* :meth:`Method.wrap_optimizer` -- the optimizer (TRAC, Kron, UPGD): return an optimizer that
+  replaces the one built for the network; it must have the same parameters and be a
+  ``torch.optim.Optimizer`` (its ``state_dict`` is saved with the model).
+* :meth:`Method.loss_term` -- a loss term on the step's minibatch (effective-rank regularizer,
+  Parseval, L2-init, spectral regularization). SB3 computes its loss inside ``train()``, so the
+  term is added as a gradient: in an optimizer pre-step hook, after the algorithm's
+  ``backward()`` and gradient clipping, the term is computed (with ``features`` recomputed with
+  gradients from the inputs the hidden layers' ``nn.Sequential`` containers saw in the step's
+  training forward) and its gradient is added to each parameter's ``.grad``. This works for every
+  algorithm and optimizer, without subclassing; the term is not clipped with the algorithm's loss.
+* :meth:`Method.after_step` -- after each optimizer step (CBP, ReDo, shrink-and-perturb, weight
+  clipping, projections). :attr:`Method.steps` counts this network's optimizer steps; every
+  ``every`` setting of every method counts optimizer steps of the network it acts on (not
+  environment steps). :meth:`Method.take_features` gives each hidden layer's features on the step's
+  minibatch when the class sets ``records_features``.
+* :meth:`Method.on_context_change` -- when the environment changes (read by the SB3 callback from
+  ``info["context"]["phase"]``): reset, shrink-and-perturb at shifts, injection at shifts.
+* :meth:`Method.state_dict` / :meth:`Method.load_state_dict` -- everything needed to continue
+  exactly (the base keeps the step count and the method's random generator).
+
+This module knows nothing of SB3 or gymnasium.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from rl_plasticity.errors import ConfigError
+from rl_plasticity.plasticity.core import ActivationRecorder, new_generator
+from rl_plasticity.plasticity.layers import HiddenLayer, find_hidden_layers, required_layers
+from rl_plasticity.validate import check_optional_int
+
+#: Re-draws a whole network: ``reinit(module, init, generator)``; init ``"default"`` means as its
+#: framework builds it (SB3: orthogonal with gains for PPO/A2C). See :func:`default_reinit`.
+Reinit = Callable[[nn.Module, str, torch.Generator], None]
+
+#: Parameters of a method's ``__init__`` that are not settings: the driver supplies them.
+ATTACH_PARAMETERS = ("self", "module", "optimizer", "layers", "heads")
+
+#: Modules that define the built-in methods; imported by :func:`registered_methods`.
+BUILTIN_MODULES = (
+    "rl_plasticity.plasticity.cbp",
+    "rl_plasticity.plasticity.redo",
+    "rl_plasticity.plasticity.snp",
+    "rl_plasticity.plasticity.l2init",
+    "rl_plasticity.plasticity.reset",
+)
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+M = TypeVar("M", bound="type[Method]")
+
+
+def register_method(name: str) -> Callable[[M], M]:
+    """Class decorator: register a :class:`Method` subclass under ``name`` (its spec name).
+
+    :param name: lower-case name used in agent specs (``[method] name = "cbp"``) and by
+        ``rl_plasticity.sb3.callbacks.method_callback``
+    :return: the decorator; it sets the class's :attr:`Method.name`
+    :raises ValueError: if another class is registered under ``name``
+    """
+
+    def register(cls: M) -> M:
+        known = _REGISTRY.get(name)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise ValueError(f"method name {name!r} is taken by {known.__qualname__}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
+def registered_methods() -> dict[str, type[Method]]:
+    """Every registered method by name (the built-in ones are imported first).
+
+    :return: name -> class
+    """
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    return dict(_REGISTRY)
+
+
+def method_class(name: str | type[Method]) -> type[Method]:
+    """The class registered under ``name`` (a class is returned as it is).
+
+    :param name: a registered name, or a :class:`Method` subclass
+    :return: the class
+    :raises ConfigError: for an unknown name (key ``method.name``)
+    """
+    if isinstance(name, type) and issubclass(name, Method):
+        return name
+    methods = registered_methods()
+    if name not in methods:
+        raise ConfigError("method.name", name, "one of: " + ", ".join(sorted(methods)))
+    return methods[name]
+
+
+def method_settings(cls: type[Method]) -> dict[str, inspect.Parameter]:
+    """A method's settings: the parameters of its ``__init__`` other than :data:`ATTACH_PARAMETERS`.
+
+    :param cls: the method's class
+    :return: name -> parameter (with its default), in signature order
+    """
+    params = inspect.signature(cls.__init__).parameters
+    return {
+        name: p
+        for name, p in params.items()
+        if name not in ATTACH_PARAMETERS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def make_method(name: str | type[Method], settings: Mapping[str, Any]) -> Method:
+    """An unattached method built from ``settings`` (validated by its ``__init__``).
+
+    :param name: registered name or class
+    :param settings: keyword settings
+    :return: the method
+    :raises ConfigError: for an unknown setting or a value the method does not allow
+    """
+    cls = method_class(name)
+    allowed = method_settings(cls)
+    for key, value in settings.items():
+        if key not in allowed:
+            raise ConfigError(
+                key,
+                value,
+                f"a setting of {cls.name or cls.__name__}: " + (", ".join(allowed) or "none"),
+            )
+    return cls(**settings)
+
+
+def overrides(method: Method, hook: str) -> bool:
+    """Whether ``method``'s class overrides the base class's hook ``hook``."""
+    return getattr(type(method), hook) is not getattr(Method, hook)
+
+
+def default_reinit(module: nn.Module, init: str, generator: torch.Generator) -> None:
+    """Re-draw every Linear and LayerNorm of ``module``: ``init`` ``"default"`` calls each
+    submodule's own ``reset_parameters()`` (torch's defaults, torch's global generator); another
+    name draws Linears from that distribution (``init.reinit_linear_``) with ``generator``.
+
+    :param module: the network, changed in place
+    :param init: ``"default"`` or a name of ``init.INITS``
+    :param generator: random source for named distributions
+    """
+    from rl_plasticity.plasticity.init import reinit_linear_
+
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear) and init != "default":
+            reinit_linear_(sub, init, generator)
+        elif isinstance(sub, (nn.Linear, nn.LayerNorm)):
+            sub.reset_parameters()
+
+
+class _InputRecorder:
+    """Forward pre-hooks keeping the input of each watched module's latest training forward."""
+
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        self.modules = list(modules)
+        self.latest: list[torch.Tensor | None] = [None] * len(self.modules)
+        self._handles: list = []
+        self.resume()
+
+    def _hook(self, index: int):
+        def keep(module: nn.Module, inputs: tuple) -> None:
+            if torch.is_grad_enabled():
+                self.latest[index] = inputs[0].detach()
+
+        return keep
+
+    def resume(self) -> None:
+        if not self._handles:
+            self._handles = [
+                m.register_forward_pre_hook(self._hook(i)) for i, m in enumerate(self.modules)
+            ]
+
+    def pause(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+class Method:
+    """Base of every plasticity method: attach to a network, run the hooks, save state.
+
+    Subclasses set their settings in ``__init__`` (keyword-only, validated there) and then call
+    ``super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)``, which attaches
+    when ``module`` is given. Per-network state is built in :meth:`setup`.
+
+    :param module: the network to attach to now; None: call :meth:`attach` later
+    :param optimizer: the optimizer training it (None: no step hooks; call the hooks yourself)
+    :param seed: seed of the method's generator; None draws one from torch's global generator
+    :param layers: the hidden layers; None: found by ``find_hidden_layers(module, heads)``
+    :param heads: for ``find_hidden_layers``: Linears outside a Sequential that read its last layer
+    """
+
+    #: registered name (set by :func:`register_method`)
+    name: ClassVar[str] = ""
+    #: the method acts on hidden units: attaching to a network without any is an error
+    needs_layers: ClassVar[bool] = False
+    #: keep each hidden layer's features of the latest training forward (:meth:`take_features`)
+    records_features: ClassVar[bool] = False
+    #: :meth:`loss_term` reads the hidden layers' features (recomputed with gradients)
+    loss_features: ClassVar[bool] = False
+    #: the method draws random numbers (it gets its own generator)
+    random: ClassVar[bool] = False
+    #: the method acts only when the environment changes (the SB3 callback warns when the
+    #: environment reports no context phase); a property where it depends on a setting
+    acts_on_change: bool = False
+    #: after :meth:`on_context_change`, target networks are set equal to the trained ones
+    syncs_targets: ClassVar[bool] = False
+    #: :meth:`counters` keys that count for the whole model (logged once as ``method/<key>``)
+    model_counters: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        module: nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        seed: int | None = None,
+        layers: Sequence[HiddenLayer] | None = None,
+        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
+    ) -> None:
+        self.seed = check_optional_int("seed", seed, 0)
+        self.module: nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.layers: list[HiddenLayer] = []
+        self.generator: torch.Generator | None = None
+        #: optimizer steps of this network since the method was first attached
+        self.steps = 0
+        self.reinit: Reinit = default_reinit
+        self._recorder: ActivationRecorder | None = None
+        self._inputs: _InputRecorder | None = None
+        self._roots: list[nn.Module] = []
+        self._handles: list = []
+        if module is not None:
+            self.attach(module, optimizer, layers=layers, heads=heads)
+
+    # -- hooks (override what the method needs) --------------------------------------------------
+
+    def build_network(self, module: nn.Module) -> nn.Module:
+        """Change the architecture before the optimizer is built; return the network.
+
+        :param module: the network (SB3: each network the algorithm builds, targets included)
+        :return: the network to use (``module`` changed in place, or a new one)
+        """
+        return module
+
+    def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """Replace or wrap the optimizer built for a network.
+
+        :param optimizer: the optimizer as built
+        :return: the optimizer to use (same parameters)
+        """
+        return optimizer
+
+    def setup(self) -> None:
+        """Build per-network state once attached (:attr:`module`, :attr:`layers` are set)."""
+
+    def after_step(self) -> None:
+        """Called after each optimizer step (:attr:`steps` already counts it)."""
+
+    def loss_term(self, features: list[torch.Tensor] | None) -> torch.Tensor | None:
+        """A term added to the loss of each optimizer step (its gradient is added to ``.grad``).
+
+        :param features: with ``loss_features``, each hidden layer's features on the step's
+            minibatch, recomputed with gradients; else None
+        :return: a scalar, or None to add nothing this step
+        """
+        return None
+
+    def on_context_change(self, phase: int) -> None:
+        """Called when the environment changes.
+
+        :param phase: the number of changes applied so far
+        """
+
+    def counters(self) -> dict[str, float]:
+        """Values to log (``method/<net>/<key>``, or ``method/<key>`` for :attr:`model_counters`).
+
+        :return: key -> value
+        """
+        return {}
+
+    @property
+    def replaced_total(self) -> dict[str, int]:
+        """Units replaced so far, by hidden layer name (empty for methods that replace none)."""
+        return {}
+
+    def check_reachable(self, updates: int) -> str | None:
+        """Why a setting cannot act within ``updates`` more optimizer steps, or None.
+
+        :param updates: optimizer steps of this network still to come in the run
+        :return: a warning message, or None
+        """
+        return None
+
+    # -- attaching -------------------------------------------------------------------------------
+
+    def attach(
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        *,
+        layers: Sequence[HiddenLayer] | None = None,
+        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
+        seed: int | None = None,
+        reinit: Reinit | None = None,
+    ) -> Method:
+        """Attach to ``module`` trained by ``optimizer`` and install the hooks it needs.
+
+        :param module: the network
+        :param optimizer: its optimizer, or None (then no step hook is installed)
+        :param layers: its hidden layers; None: found in ``module``
+        :param heads: for ``find_hidden_layers``
+        :param seed: overrides the constructor's seed
+        :param reinit: how to re-draw the whole network (default: :func:`default_reinit`)
+        :return: self
+        :raises ValueError: when the method needs hidden layers and ``module`` has none
+        """
+        self.module, self.optimizer = module, optimizer
+        if seed is not None:
+            self.seed = seed
+        if reinit is not None:
+            self.reinit = reinit
+        name = type(self).__name__
+        if self.needs_layers:
+            self.layers = required_layers(module, layers, heads, name)
+        else:
+            self.layers = list(layers) if layers is not None else find_hidden_layers(module, heads)
+        if self.random:
+            self.generator = new_generator(self.seed)
+        if self.records_features:
+            self._recorder = ActivationRecorder(self.layers)
+        if self.loss_features:
+            self._roots = _roots(module, self.layers)
+            self._inputs = _InputRecorder(self._roots)
+        if optimizer is not None:
+            self._handles.append(optimizer.register_step_post_hook(self._post_step))
+            if overrides(self, "loss_term"):
+                self._handles.append(optimizer.register_step_pre_hook(self._pre_step))
+        self.setup()
+        return self
+
+    def detach(self) -> None:
+        """Remove every hook; the network and optimizer stay as they are."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        for recorder in (self._recorder, self._inputs):
+            if recorder is not None:
+                recorder.pause()
+
+    def pause(self) -> None:
+        """Remove the forward hooks until :meth:`resume` (SB3: while collecting rollouts, which
+        run without gradients and would take PyTorch's slower hooked call path)."""
+        for recorder in (self._recorder, self._inputs):
+            if recorder is not None:
+                recorder.pause()
+
+    def resume(self) -> None:
+        """Put the forward hooks back."""
+        for recorder in (self._recorder, self._inputs):
+            if recorder is not None:
+                recorder.resume()
+
+    def take_features(self) -> list[torch.Tensor | None]:
+        """Each hidden layer's features (samples x units) from the latest training forward since
+        the last call, or None for a layer with none; needs ``records_features``."""
+        if self._recorder is None:
+            raise RuntimeError(f"{type(self).__name__} does not set records_features")
+        return self._recorder.take()
+
+    def _post_step(self, *_: object) -> None:
+        self.steps += 1
+        self.after_step()
+
+    def _pre_step(self, optimizer: torch.optim.Optimizer, *_: object) -> None:
+        with torch.enable_grad():
+            features = self._recompute_features() if self.loss_features else None
+            loss = self.loss_term(features)
+            if loss is None:
+                return
+            params = [
+                p for group in optimizer.param_groups for p in group["params"] if p.requires_grad
+            ]
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        with torch.no_grad():
+            for param, grad in zip(params, grads, strict=True):
+                if grad is None:
+                    continue
+                if param.grad is None:
+                    param.grad = grad.detach()
+                else:
+                    param.grad.add_(grad)
+
+    def _recompute_features(self) -> list[torch.Tensor] | None:
+        """Each hidden layer's features, recomputed with gradients from the step's inputs."""
+        assert self._inputs is not None
+        if any(x is None for x in self._inputs.latest):
+            return None
+        by_activation = {id(layer.activation): i for i, layer in enumerate(self.layers)}
+        features: list[torch.Tensor | None] = [None] * len(self.layers)
+        for root, x in zip(self._roots, self._inputs.latest, strict=True):
+            for sub in root.children():
+                x = sub(x)
+                if id(sub) in by_activation:
+                    features[by_activation[id(sub)]] = x.reshape(-1, x.shape[-1])
+        return [f for f in features if f is not None]
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (subclasses add theirs to this dict).
+
+        :return: the step count and the generator's state
+        """
+        state: dict[str, Any] = {"steps": self.steps}
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s output (after :meth:`attach`).
+
+        :param state: the saved state (states saved before the step count existed count 0)
+        """
+        self.steps = int(state.get("steps", 0))
+        if self.generator is not None and state.get("generator") is not None:
+            self.generator.set_state(state["generator"])
+
+
+def _roots(module: nn.Module, layers: Sequence[HiddenLayer]) -> list[nn.Module]:
+    """The ``nn.Sequential`` containers that hold ``layers``, in order, each once."""
+    roots: list[nn.Module] = []
+    for layer in layers:
+        parent = layer.name.rpartition(".")[0]
+        root = module.get_submodule(parent) if parent else module
+        if all(root is not r for r in roots):
+            roots.append(root)
+    return roots
