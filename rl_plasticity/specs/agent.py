@@ -1,0 +1,286 @@
+"""Agent specs: the validated :class:`AgentSpec` and :func:`load_agent_spec`."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rl_plasticity.errors import ConfigError
+from rl_plasticity.overrides import Assignment, name_suffix
+from rl_plasticity.overrides import apply as apply_overrides
+from rl_plasticity.specs.files import load_table
+from rl_plasticity.specs.tables import check_kwargs, check_named_table, check_table
+from rl_plasticity.validate import (
+    HYPERPARAMETER_RULES,
+    MAX_ENVS,
+    MAX_ROLLOUT,
+    OPTIMIZER_RULES,
+    check_finite_tree,
+    check_int,
+    check_net_arch,
+)
+
+ALGORITHMS = ("PPO", "A2C", "SAC", "TD3", "DQN", "FastPPO")
+INITS = ("sb3_default", "lecun_uniform")
+VEC_ENVS = ("auto", "dummy", "subproc")
+DEVICES = ("auto", "cpu", "cuda")
+ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu", "sigmoid")
+
+AGENT_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "description": (str, "a one-line string"),
+    "algorithm": (str, f"one of: {', '.join(ALGORITHMS)}"),
+    "policy": (str, "an SB3 policy name such as 'MlpPolicy'"),
+    "n_envs": (int, "a positive integer"),
+    "vec_env": (str, f"one of: {', '.join(VEC_ENVS)}"),
+    "device": (str, f"one of: {', '.join(DEVICES)}"),
+    "torch_threads": (int, "a positive integer (torch threads per run)"),
+    "init": (str, f"one of: {', '.join(INITS)}"),
+    "checkpoint_every": (int, "a positive number of steps"),
+    "hyperparameters": (dict, "a table of the SB3 algorithm's keyword arguments"),
+    "policy_kwargs": (dict, "a table of policy keyword arguments (net_arch, activation, ...)"),
+    "optimizer": (dict, "a table with 'name' and the optimizer's keyword arguments"),
+    "method": (dict, "a table with 'name' and the plasticity method's settings"),
+    "metrics": (dict, "a table of PlasticityMetrics settings, or enabled = false"),
+}
+
+
+@dataclass
+class AgentSpec:
+    """A validated agent spec: an SB3 algorithm, its settings and a plasticity method.
+
+    :param name: the spec's name (its file stem)
+    :param path: the file it was loaded from
+    :param algorithm: one of :data:`ALGORITHMS`
+    :param description: one line for ``rlp agents``
+    :param policy: the SB3 policy name
+    :param n_envs: parallel environments (SubprocVecEnv when > 1 and ``vec_env`` is auto)
+    :param vec_env: ``auto``, ``dummy`` or ``subproc``
+    :param device: ``auto``, ``cpu`` or ``cuda``
+    :param torch_threads: torch threads per run (1 is fastest for small MLPs; see README)
+    :param init: ``sb3_default`` or ``lecun_uniform`` (the paper's: LeCun uniform, zero biases)
+    :param checkpoint_every: steps between checkpoints
+    :param hyperparameters: keyword arguments of the SB3 algorithm
+    :param policy_kwargs: policy keyword arguments; ``activation`` is a name from
+        :data:`ACTIVATIONS`
+    :param optimizer: ``name`` (a key of ``rl_plasticity.plasticity.OPTIMIZERS``) and its kwargs
+    :param method: ``name`` (``none`` or a key of ``rl_plasticity.plasticity.METHODS``) and its
+        settings
+    :param metrics: PlasticityMetrics settings; ``enabled = false`` turns the callback off
+    """
+
+    name: str
+    path: Path
+    algorithm: str
+    description: str = ""
+    policy: str = "MlpPolicy"
+    n_envs: int = 1
+    vec_env: str = "auto"
+    device: str = "auto"
+    torch_threads: int = 1
+    init: str = "sb3_default"
+    checkpoint_every: int = 50_000
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    method: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def method_name(self) -> str:
+        """The plasticity method's name (``none`` when there is none)."""
+        return str(self.method.get("name", "none"))
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Whether the PlasticityMetrics callback runs."""
+        return bool(self.metrics.get("enabled", True))
+
+    def make_method(self) -> Any:
+        """A fresh callback of the spec's plasticity method, or None for ``none``.
+
+        :raises ConfigError: for a setting the method does not allow (key under ``method``)
+        """
+        from rl_plasticity.plasticity import METHODS
+
+        if self.method_name == "none":
+            return None
+        settings = {k: v for k, v in self.method.items() if k != "name"}
+        try:
+            return METHODS[self.method_name](**settings)
+        except ConfigError as e:
+            raise e.under("method") from None
+
+    def make_metrics(self, csv_path: Path | None) -> Any:
+        """A fresh PlasticityMetrics callback writing ``csv_path``, or None when disabled.
+
+        :raises ConfigError: for a setting the callback does not allow (key under ``metrics``)
+        """
+        from rl_plasticity.metrics import PlasticityMetrics
+
+        if not self.metrics_enabled:
+            return None
+        settings = {k: v for k, v in self.metrics.items() if k != "enabled"}
+        try:
+            return PlasticityMetrics(csv_path=csv_path, **settings)
+        except ConfigError as e:
+            raise e.under("metrics") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for config.json)."""
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+def algorithm_class(name: str) -> type:
+    """The SB3 algorithm class of that name (one of :data:`ALGORITHMS`; ``FastPPO`` is
+    :class:`rl_plasticity.sb3.FastPPO`, SB3's PPO made faster)."""
+    if name == "FastPPO":
+        from rl_plasticity.sb3 import FastPPO
+
+        return FastPPO
+    import stable_baselines3 as sb3
+
+    return getattr(sb3, name)
+
+
+#: Policy keyword arguments rl_plasticity sets (from the env, the spec's activation and optimizer).
+POLICY_SET_BY_US = ("observation_space", "action_space", "lr_schedule", "optimizer_kwargs")
+
+
+def _check_rollout(cls: type, hyper: dict[str, Any], n_envs: int) -> None:
+    """An on-policy rollout that fits in memory, and PPO's minibatch within it."""
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+    if not issubclass(cls, OnPolicyAlgorithm):  # SAC's n_steps are n-step returns
+        return
+    params = inspect.signature(cls).parameters
+    n_steps = hyper.get("n_steps", params["n_steps"].default)
+    rollout = n_steps * n_envs
+    if rollout > MAX_ROLLOUT:
+        raise ConfigError("n_steps", n_steps, f"n_steps * n_envs at most {MAX_ROLLOUT:,}")
+    if "batch_size" not in params:  # A2C
+        return
+    batch_size = hyper.get("batch_size", params["batch_size"].default)
+    if not 2 <= batch_size <= rollout:
+        raise ConfigError(
+            "batch_size",
+            batch_size,
+            f"an integer in [2, n_steps * n_envs = {rollout:,}] (a minibatch of one rollout)",
+        )
+
+
+def _check_optimizer_builds(settings: dict[str, Any], optimizer: type) -> None:
+    """Build the optimizer on a throwaway parameter: what torch alone refuses is found now."""
+    import torch
+
+    kwargs = {k: v for k, v in settings.items() if k != "name"}
+    try:
+        optimizer([torch.nn.Parameter(torch.zeros(1))], lr=1e-3, **kwargs)
+    except ConfigError as e:
+        raise e.under("optimizer") from None
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ConfigError("optimizer", kwargs, f"refused by {optimizer.__name__}: {e}") from None
+
+
+def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> AgentSpec:
+    """Load and validate an agent spec.
+
+    :param name_or_path: a shipped spec name (``ppo-cbp``) or a path to a TOML file
+    :param overrides: ``--set`` values laid over the file's table before it is validated (see
+        :mod:`rl_plasticity.overrides`); they are named in the spec's name
+    :raises ConfigError: naming the file, key, value and what is allowed
+    """
+    from rl_plasticity.metrics import PlasticityMetrics
+    from rl_plasticity.plasticity import METHODS, OPTIMIZERS
+
+    path, data = load_table("agents", name_or_path)
+    try:
+        data = apply_overrides(data, overrides)
+        check_table(data, AGENT_KEYS)
+        check_finite_tree(data)
+        algorithm = data.get("algorithm")
+        if algorithm not in ALGORITHMS:
+            raise ConfigError("algorithm", algorithm, f"one of: {', '.join(ALGORITHMS)}")
+        policies = algorithm_class(algorithm).policy_aliases
+        if "policy" in data and data["policy"] not in policies:
+            raise ConfigError("policy", data["policy"], f"one of: {', '.join(policies)}")
+        for key, allowed in (("init", INITS), ("vec_env", VEC_ENVS), ("device", DEVICES)):
+            if key in data and data[key] not in allowed:
+                raise ConfigError(key, data[key], f"one of: {', '.join(allowed)}")
+        for key, most in (("n_envs", MAX_ENVS), ("torch_threads", 1024)):
+            check_int(key, data.get(key, 1), 1, most)
+        check_int("checkpoint_every", data.get("checkpoint_every", 1), 1)
+        hyper = dict(data.get("hyperparameters", {}))
+        reserved = ("policy", "env", "policy_kwargs", "seed", "device", "tensorboard_log")
+        for key in reserved:
+            if key in hyper:
+                raise ConfigError(f"hyperparameters.{key}", hyper[key], "set by rl_plasticity")
+        try:
+            cls = algorithm_class(algorithm)
+            check_kwargs(cls, hyper, skip=("_init_setup_model",), rules=HYPERPARAMETER_RULES)
+            _check_rollout(cls, hyper, data.get("n_envs", 1))
+        except ConfigError as e:
+            raise e.under("hyperparameters") from None
+        policy_kwargs = dict(data.get("policy_kwargs", {}))
+        activation = policy_kwargs.get("activation", "relu")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(
+                "policy_kwargs.activation", activation, f"one of: {', '.join(ACTIVATIONS)}"
+            )
+        if "net_arch" in policy_kwargs:
+            check_net_arch("policy_kwargs.net_arch", policy_kwargs["net_arch"])
+        if "activation_fn" in policy_kwargs or "optimizer_class" in policy_kwargs:
+            bad = "activation_fn" if "activation_fn" in policy_kwargs else "optimizer_class"
+            raise ConfigError(
+                f"policy_kwargs.{bad}",
+                policy_kwargs[bad],
+                "use policy_kwargs.activation (a name) and the [optimizer] table instead",
+            )
+        others = {k: v for k, v in policy_kwargs.items() if k not in ("activation", "net_arch")}
+        try:
+            check_kwargs(policies[data.get("policy", "MlpPolicy")], others, skip=POLICY_SET_BY_US)
+        except ConfigError as e:
+            raise e.under("policy_kwargs") from None
+        optimizer = dict(data.get("optimizer", {"name": "adam"}))
+        optimizer.setdefault("name", "adam")
+        check_named_table(optimizer, "optimizer", OPTIMIZERS, rules=OPTIMIZER_RULES)
+        _check_optimizer_builds(optimizer, OPTIMIZERS[optimizer["name"]])
+        method = dict(data.get("method", {"name": "none"}))
+        method.setdefault("name", "none")
+        check_named_table(method, "method", METHODS, extra=("none",))
+        metrics = dict(data.get("metrics", {}))
+        enabled = metrics.pop("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError("metrics.enabled", enabled, "true or false")
+        try:
+            check_kwargs(PlasticityMetrics, metrics, skip=("csv_path", "verbose"))
+        except ConfigError as e:
+            raise e.under("metrics") from None
+        spec = AgentSpec(
+            name=path.stem + name_suffix(overrides),
+            path=path,
+            algorithm=algorithm,
+            description=data.get("description", ""),
+            policy=data.get("policy", "MlpPolicy"),
+            n_envs=data.get("n_envs", 1),
+            vec_env=data.get("vec_env", "auto"),
+            device=data.get("device", "auto"),
+            torch_threads=data.get("torch_threads", 1),
+            init=data.get("init", "sb3_default"),
+            checkpoint_every=data.get("checkpoint_every", 50_000),
+            hyperparameters=hyper,
+            policy_kwargs=policy_kwargs,
+            optimizer=optimizer,
+            method=method,
+            metrics={"enabled": enabled, **metrics},
+        )
+        # Build the method and metrics objects once so that value errors (a negative rate) surface
+        # now, with the file named, rather than minutes into a run.
+        spec.make_method()
+        spec.make_metrics(csv_path=None)
+        return spec
+    except ConfigError as e:
+        raise e.with_file(str(path)) from None
