@@ -20,6 +20,7 @@ from rl_plasticity.report.figures import (
     marker_for,
     mean_curve,
     percent_axis,
+    row_width,
     save,
     style_axes,
 )
@@ -124,7 +125,8 @@ def plot_family(
                 ax.set_title(label, fontsize=9, color=colors[label])
             if c == 0:
                 unit = " (%)" if info.percent else ""
-                where = f"\n({network_name(net)} network)" if net is not None else ""
+                several = len({n for _, n, _ in panels if n is not None}) > 1
+                where = f"\n({network_name(net)} network)" if net is not None and several else ""
                 ax.set_ylabel(f"{info.title}{unit}{where}", fontsize=8)
             if r == len(panels) - 1:
                 ax.set_xlabel("environment steps", fontsize=8)
@@ -182,7 +184,10 @@ def plot_method_activity(env: str, runs: list[Run], path: Path, colors: dict[str
                     tables.append({"timestep": run.progress["timestep"], "total": total})
             steps, curve = mean_curve(tables, "total")
             if steps.size:
-                ax.plot(steps, curve, color=colors[label], label=label, **marker_for(steps.size))
+                ax.plot(
+                    steps, curve, color=colors[label], label=label,
+                    linewidth=row_width(label, colors), **marker_for(steps.size),
+                )  # fmt: skip
         mark_changes(ax, boundaries)
         title = METHOD_COUNTERS.get(counter, (counter.replace("_", " "), False))[0]
         ax.set_title(title, fontsize=9)
@@ -260,7 +265,10 @@ def plot_around_changes(env: str, runs: list[Run], path: Path, colors: dict[str,
             x, curve = _aligned(row_runs, values_of, window, bins)
             n = int(np.sum(np.isfinite(curve)))
             if n:
-                ax.plot(x, scale * curve, color=colors[label], label=label, **marker_for(n))
+                ax.plot(
+                    x, scale * curve, color=colors[label], label=label,
+                    linewidth=row_width(label, colors), **marker_for(n),
+                )  # fmt: skip
         mark_changes(ax, [0.0])
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("steps since the change", fontsize=8)
