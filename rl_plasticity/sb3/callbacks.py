@@ -48,6 +48,7 @@ from rl_plasticity.plasticity.protocol import (
     registered_methods,
 )
 from rl_plasticity.sb3.networks import NetworkGroup, network_groups, sb3_reinit, sync_targets
+from rl_plasticity.sb3.policies import changes_policy
 from rl_plasticity.validate import check_optional_int
 
 
@@ -131,6 +132,14 @@ class MethodCallback(BaseCallback):
             return
         if self.seed is None:
             self.seed = int(torch.randint(0, 2**31, (1,)))
+        carried = getattr(self.model.policy, "method_spec", {}).get("name")
+        if changes_policy(self.template) and carried != self.method_class.name:
+            raise ValueError(
+                f"{self.label} changes the architecture or the optimizer, which must be built "
+                "with the policy: build the model with the policy and policy_kwargs from "
+                f"rl_plasticity.sb3.policies.method_policy(algorithm, 'MlpPolicy', "
+                f"{{'name': {self.method_class.name!r}, ...}})"
+            )
         self.groups = network_groups(self.model)
         for i, group in enumerate(self.groups):
             method = make_method(self.method_class, self.settings)

@@ -1,0 +1,216 @@
+"""SB3 policy classes that carry a plasticity method's architecture and optimizer hooks.
+
+A method that overrides ``build_network`` (LayerNorm, CReLU, an extra head) must change the
+networks before their optimizers are built, and the change must survive ``model.save`` /
+``load``, which rebuilds the policy from its class and ``policy_kwargs``. So the method is a
+policy keyword, ``method={"name": ..., <settings>}``, of these subclasses of SB3's policies:
+
+* PPO/A2C: ``build_network`` gets the whole policy after SB3 built it (and applied its orthogonal
+  init), changes it in place, and the optimizer is built again over the policy's parameters;
+* SAC/TD3: it gets each actor and critic as ``make_actor`` / ``make_critic`` build them (the
+  targets too, so they have the same architecture), before their optimizers exist;
+* DQN: it gets the Q-network and its target as ``make_q_net`` builds them.
+
+Then ``wrap_optimizer`` gets each optimizer. Use :func:`method_policy`::
+
+    policy, kwargs = method_policy(PPO, "MlpPolicy", {"name": "layernorm"})
+    model = PPO(policy, env, policy_kwargs={**kwargs, "net_arch": [64, 64]})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.dqn.policies import DQNPolicy
+from stable_baselines3.sac.policies import SACPolicy
+from stable_baselines3.td3.policies import TD3Policy
+from torch import nn
+
+from rl_plasticity.plasticity.protocol import Method, make_method, overrides
+
+
+def _method(spec: Mapping[str, Any] | None) -> Method | None:
+    if not spec:
+        return None
+    settings = {k: v for k, v in spec.items() if k != "name"}
+    return make_method(spec["name"], settings)
+
+
+def changes_policy(method: Method) -> bool:
+    """Whether ``method`` needs a policy class of this module (it overrides ``build_network`` or
+    ``wrap_optimizer``).
+
+    :param method: an instance of the method
+    :return: True if so
+    """
+    return overrides(method, "build_network") or overrides(method, "wrap_optimizer")
+
+
+class _MethodMixin:
+    """Keeps the ``method`` policy keyword, builds the method, saves the keyword with the model."""
+
+    plasticity_method: Method | None
+    method_spec: dict[str, Any]
+
+    def _set_method(self, method: Mapping[str, Any] | None) -> None:
+        # Before nn.Module.__init__: plain attributes only (SB3 builds the nets in __init__).
+        self.method_spec = dict(method or {})
+        self.plasticity_method = _method(self.method_spec)
+
+    def _built(self, module: nn.Module) -> nn.Module:
+        if self.plasticity_method is None:
+            return module
+        return self.plasticity_method.build_network(module)
+
+    def _wrapped(self, optimizer: Any) -> Any:
+        if self.plasticity_method is None:
+            return optimizer
+        return self.plasticity_method.wrap_optimizer(optimizer)
+
+
+class MethodActorCriticPolicy(_MethodMixin, ActorCriticPolicy):
+    """SB3's ``ActorCriticPolicy`` (PPO, A2C) with a method's architecture and optimizer.
+
+    :param args: as ``ActorCriticPolicy``
+    :param method: ``{"name": <registered name>, <settings>}``, or None for none
+    :param kwargs: as ``ActorCriticPolicy``
+    """
+
+    def __init__(self, *args: Any, method: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        self._set_method(method)
+        super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        method = self.plasticity_method
+        if method is None:
+            return
+        if overrides(method, "build_network"):
+            if method.build_network(self) is not self:
+                raise TypeError(
+                    f"{type(method).__name__}.build_network must change SB3's policy in place "
+                    "and return it"
+                )
+            self.optimizer = self.optimizer_class(
+                self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+            )
+        self.optimizer = self._wrapped(self.optimizer)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "method": self.method_spec}
+
+
+class MethodSACPolicy(_MethodMixin, SACPolicy):
+    """SB3's ``SACPolicy`` with a method's architecture and optimizer.
+
+    :param args: as ``SACPolicy``
+    :param method: ``{"name": <registered name>, <settings>}``, or None for none
+    :param kwargs: as ``SACPolicy``
+    """
+
+    def __init__(self, *args: Any, method: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        self._set_method(method)
+        super().__init__(*args, **kwargs)
+
+    def make_actor(self, *args: Any, **kwargs: Any) -> Any:
+        return self._built(super().make_actor(*args, **kwargs))
+
+    def make_critic(self, *args: Any, **kwargs: Any) -> Any:
+        return self._built(super().make_critic(*args, **kwargs))
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        self.actor.optimizer = self._wrapped(self.actor.optimizer)
+        self.critic.optimizer = self._wrapped(self.critic.optimizer)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "method": self.method_spec}
+
+
+class MethodTD3Policy(_MethodMixin, TD3Policy):
+    """SB3's ``TD3Policy`` with a method's architecture and optimizer.
+
+    :param args: as ``TD3Policy``
+    :param method: ``{"name": <registered name>, <settings>}``, or None for none
+    :param kwargs: as ``TD3Policy``
+    """
+
+    def __init__(self, *args: Any, method: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        self._set_method(method)
+        super().__init__(*args, **kwargs)
+
+    def make_actor(self, *args: Any, **kwargs: Any) -> Any:
+        return self._built(super().make_actor(*args, **kwargs))
+
+    def make_critic(self, *args: Any, **kwargs: Any) -> Any:
+        return self._built(super().make_critic(*args, **kwargs))
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        self.actor.optimizer = self._wrapped(self.actor.optimizer)
+        self.critic.optimizer = self._wrapped(self.critic.optimizer)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "method": self.method_spec}
+
+
+class MethodDQNPolicy(_MethodMixin, DQNPolicy):
+    """SB3's ``DQNPolicy`` with a method's architecture and optimizer.
+
+    :param args: as ``DQNPolicy``
+    :param method: ``{"name": <registered name>, <settings>}``, or None for none
+    :param kwargs: as ``DQNPolicy``
+    """
+
+    def __init__(self, *args: Any, method: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        self._set_method(method)
+        super().__init__(*args, **kwargs)
+
+    def make_q_net(self) -> Any:
+        return self._built(super().make_q_net())
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        self.optimizer = self._wrapped(self.optimizer)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "method": self.method_spec}
+
+
+#: SB3's MLP policy class -> the subclass carrying a method.
+METHOD_POLICIES: dict[type[BasePolicy], type[BasePolicy]] = {
+    ActorCriticPolicy: MethodActorCriticPolicy,
+    SACPolicy: MethodSACPolicy,
+    TD3Policy: MethodTD3Policy,
+    DQNPolicy: MethodDQNPolicy,
+}
+
+
+def method_policy(
+    algorithm: type[BaseAlgorithm], policy: str | type[BasePolicy], method: Mapping[str, Any]
+) -> tuple[str | type[BasePolicy], dict[str, Any]]:
+    """The policy class and ``policy_kwargs`` that build ``algorithm``'s networks with ``method``.
+
+    A method without architecture or optimizer hook needs nothing: ``policy`` is returned as it
+    is, with no keyword (a model saved before keeps loading).
+
+    :param algorithm: the SB3 algorithm class (PPO, A2C, SAC, TD3, DQN, or a subclass)
+    :param policy: ``"MlpPolicy"`` or the policy class
+    :param method: ``{"name": <registered name>, <settings>}``
+    :return: ``(policy, extra policy_kwargs)``
+    :raises ConfigError: for an unknown method or setting
+    :raises TypeError: for a policy class with no method-carrying subclass here
+    """
+    if not changes_policy(_method(method)):  # type: ignore[arg-type]
+        return policy, {}
+    base = algorithm.policy_aliases.get(policy, policy) if isinstance(policy, str) else policy
+    if base not in METHOD_POLICIES:
+        known = ", ".join(cls.__name__ for cls in METHOD_POLICIES)
+        raise TypeError(
+            f"{method['name']} changes the architecture or optimizer, which needs one of the "
+            f"policies {known}; got {getattr(base, '__name__', base)}"
+        )
+    return METHOD_POLICIES[base], {"method": dict(method)}

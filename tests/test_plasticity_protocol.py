@@ -1,0 +1,224 @@
+"""The method protocol: one test-only method per hook kind, trained with PPO and SAC."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from torch import nn
+
+from rl_plasticity.errors import ConfigError
+from rl_plasticity.plasticity.cbp import CBP
+from rl_plasticity.plasticity.protocol import make_method, method_settings, registered_methods
+from rl_plasticity.sb3.callbacks import (
+    CBPCallback,
+    ResetCallback,
+    callback_class,
+    method_callback,
+)
+from rl_plasticity.sb3.networks import network_groups
+from rl_plasticity.sb3.policies import method_policy
+from tests.test_plasticity_sb3 import ALGOS, TINY, build, count_steps, make_env
+from tests.toy_methods.clamp import Clamp  # noqa: F401 (registers the method)
+from tests.toy_methods.counting_optimizer import CountingSGD
+from tests.toy_methods.feature_penalty import FeaturePenalty  # noqa: F401
+from tests.toy_methods.layer_norm import LayerNormAll  # noqa: F401 (registers the method)
+from tests.toy_methods.phase_log import PhaseLog  # noqa: F401
+
+torch.set_num_threads(1)
+
+STEPS = {"ppo": 256, "sac": 300}
+PPO_FAST = dict(n_steps=64, batch_size=32, n_epochs=2)
+
+
+def build_with(algo: str, method: dict | None = None, period: int = 10**9):
+    cls, env_id, kwargs = ALGOS[algo]
+    if algo == "ppo":
+        kwargs = PPO_FAST
+    policy, extra = method_policy(cls, "MlpPolicy", method) if method else ("MlpPolicy", {})
+    return cls(policy, make_env(env_id, period), policy_kwargs={**TINY, **extra}, seed=0, **kwargs)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_step_hook_acts_after_every_optimizer_step(algo):
+    model = build_with(algo)
+    steps = count_steps(model)
+    clamp = method_callback("test_clamp", bound=0.05, seed=0)
+    model.learn(STEPS[algo], callback=clamp)
+    for group in network_groups(model):
+        assert clamp.counters[f"{group.name}/clamps"] == steps[group.name][0] > 0
+        for sub in group.module.modules():
+            if isinstance(sub, nn.Linear):
+                assert sub.weight.abs().max() <= 0.05
+
+
+class GradAfter(BaseCallback):
+    """After the method callback attaches, records each optimizer's gradient change made by the
+    hooks that ran between ``before`` (registered first) and this one (registered last)."""
+
+    def __init__(self, before: dict) -> None:
+        super().__init__()
+        self.before = before
+        self.changed: dict[str, float] = {}
+
+    def _on_training_start(self) -> None:
+        for group in network_groups(self.model):
+            for name, param in group.module.named_parameters():
+                key = f"{group.name}/{name}"
+                group.optimizer.register_step_pre_hook(
+                    lambda *_, p=param, k=key: (
+                        self.changed.__setitem__(
+                            k,
+                            max(
+                                self.changed.get(k, 0.0),
+                                float((p.grad - self.before[k]).abs().max()),
+                            ),
+                        )
+                        if p.grad is not None and k in self.before
+                        else None
+                    )
+                )
+
+    def _on_step(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_loss_term_gradient_reaches_the_hidden_layers_only(algo):
+    model = build_with(algo)
+    before: dict[str, torch.Tensor] = {}
+    for group in network_groups(model):
+        for name, param in group.module.named_parameters():
+            group.optimizer.register_step_pre_hook(
+                lambda *_, p=param, k=f"{group.name}/{name}": (
+                    before.__setitem__(k, p.grad.clone()) if p.grad is not None else None
+                )
+            )
+    penalty = method_callback("test_feature_penalty", coeff=10.0)
+    spy = GradAfter(before)
+    model.learn(STEPS[algo], callback=[penalty, spy])
+    first = {"ppo": "policy/mlp_extractor.policy_net.0.weight", "sac": "actor/latent_pi.0.weight"}
+    head = {"ppo": "policy/action_net.weight", "sac": "actor/mu.weight"}
+    assert spy.changed[first[algo]] > 0  # the term's gradient reached the first hidden layer
+    assert spy.changed[head[algo]] == 0  # and not the head, which the features do not depend on
+    if algo == "sac":
+        assert spy.changed["critic/qf0.0.weight"] > 0
+    assert not penalty.methods  # detached at the end of training
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_architecture_is_in_the_policy_trained_and_saved(algo, tmp_path):
+    model = build_with(algo, {"name": "test_layer_norm"})
+    groups = network_groups(model)
+    norms = {g.name: [m for m in g.module.modules() if isinstance(m, nn.LayerNorm)] for g in groups}
+    assert all(len(found) >= 2 for found in norms.values()), norms
+    for group in groups:
+        trained = {id(p) for pg in group.optimizer.param_groups for p in pg["params"]}
+        assert all(id(m.weight) in trained for m in norms[group.name])
+        assert all(layer.layer_norm is not None for layer in group.layers)
+    if algo == "sac":
+        assert any(isinstance(m, nn.LayerNorm) for m in model.policy.critic_target.modules())
+    model.learn(STEPS[algo], callback=method_callback("test_layer_norm"))
+    for found in norms.values():
+        assert any(not torch.equal(m.weight, torch.ones_like(m.weight)) for m in found)
+    model.save(tmp_path / "model.zip")
+    loaded = type(model).load(tmp_path / "model.zip")
+    for key, value in model.policy.state_dict().items():
+        assert torch.equal(value, loaded.policy.state_dict()[key]), key
+
+
+def test_architecture_method_on_a_plain_policy_is_refused():
+    model = build_with("ppo")
+    with pytest.raises(ValueError, match="method_policy"):
+        model.learn(64, callback=method_callback("test_layer_norm"))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_optimizer_wrapper_trains_and_is_saved(algo, tmp_path):
+    model = build_with(algo, {"name": "test_counting_optimizer"})
+    optimizers = [g.optimizer for g in network_groups(model)]
+    assert all(isinstance(o, CountingSGD) for o in optimizers)
+    weight = network_groups(model)[0].layers[0].incoming.weight
+    start = weight.detach().clone()
+    model.learn(STEPS[algo], callback=method_callback("test_counting_optimizer"))
+    assert all(o.count > 0 for o in optimizers)
+    assert not torch.equal(weight, start)
+    model.save(tmp_path / "model.zip")
+    loaded = type(model).load(tmp_path / "model.zip")
+    assert all(isinstance(g.optimizer, CountingSGD) for g in network_groups(loaded))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_context_change_fires_at_each_phase(algo):
+    model = build_with(algo, period=70)
+    log = method_callback("test_phase_log")
+    model.learn(STEPS[algo], callback=log)
+    cores = log.state_dict()["cores"]
+    assert set(cores) == {g.name for g in network_groups(model)}
+    for state in cores.values():
+        assert state["phases"] == list(range(1, STEPS[algo] // 70 + 1))
+
+
+def test_settings_come_from_the_signature_once():
+    assert list(method_settings(CBP)) == [
+        "replacement_rate",
+        "maturity_threshold",
+        "decay_rate",
+        "init",
+        "mean_correction",
+        "seed",
+    ]
+    assert {"cbp", "redo", "snp", "l2init", "reset"} <= set(registered_methods())
+    assert callback_class("cbp") is CBPCallback
+    with pytest.raises(ConfigError, match="replacement_rat"):
+        make_method("cbp", {"replacement_rat": 0.1})
+    with pytest.raises(ConfigError, match=r"method\.name"):
+        method_callback("no_such_method")
+    with pytest.raises(ConfigError, match="decay_rate"):
+        CBPCallback(decay_rate=1.0)
+
+
+def test_states_of_version_0_1_load():
+    model = build("sac")
+    cbp = CBPCallback(replacement_rate=0.05, maturity_threshold=10, seed=0)
+    model.learn(200, callback=cbp)
+    old = cbp.state_dict()
+    del old["method"]
+    for net in old["cores"].values():
+        del net["steps"]
+    again = CBPCallback(replacement_rate=0.05, maturity_threshold=10)
+    again.load_state_dict(old)
+    model.learn(100, callback=again, reset_num_timesteps=False)
+    assert again.replaced_total.keys() == cbp.replaced_total.keys()
+    reset = ResetCallback(init="lecun_uniform")
+    reset.load_state_dict(
+        {
+            "cores": {},
+            "seed": 3,
+            "max_phase": 2,
+            "logged": {},
+            "resets": 2,
+            "generator": torch.Generator().manual_seed(0).get_state(),
+        }
+    )
+    assert reset.resets == 2 and reset.max_phase == 2
+    with pytest.raises(ValueError, match="'cbp'"):
+        ResetCallback().load_state_dict(cbp.state_dict())
+
+
+def test_plain_pytorch_attach_later_equals_attach_at_once():
+    def run(attach_later: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        if attach_later:
+            CBP(replacement_rate=0.5, maturity_threshold=2, seed=1).attach(net, opt)
+        else:
+            CBP(net, opt, replacement_rate=0.5, maturity_threshold=2, seed=1)
+        for _ in range(6):
+            opt.zero_grad()
+            net(torch.randn(16, 3)).pow(2).mean().backward()
+            opt.step()
+        return net[0].weight.detach()
+
+    assert torch.equal(run(True), run(False))

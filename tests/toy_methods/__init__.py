@@ -1,0 +1,1 @@
+"""Test-only plasticity methods, one per hook kind, each one file with one registration line."""
