@@ -88,7 +88,7 @@ def _estimate_rows(table: dict[str, dict[int, Estimate]]) -> list[list]:
 
 
 def _interval_note(runs: list[Run]) -> str:
-    counts = Counter(r.label for r in runs).values()
+    counts = Counter((r.env_label, r.label) for r in runs).values()
     fewest = min(counts, default=0)
     if fewest >= MIN_SEEDS_FOR_CI:
         return "[percentile bootstrap 95% CI]"
@@ -277,7 +277,9 @@ def _improvement_section(runs: list[Run], out_dir: Path, colors: dict[str, str])
         "P(agent > reset agent): the chance that a run of the agent ends its last complete phase "
         "with a higher return than a run of the reset agent on the same environment (ties count "
         "half), averaged over environments (Agarwal et al. 2021); interval: stratified bootstrap "
-        "(seeds resampled within each environment). 0.5: no difference.",
+        "(seeds resampled within each environment). 0.5: no difference. Interval: "
+        + _interval_note(runs).strip("[]")
+        + ".",
         "",
         "| agent | P(agent > reset) | interval | environments |",
         "|---|---|---|---|",
@@ -355,9 +357,9 @@ def write_report(
         "in equal step bins (interpolated over empty bins); the line is the mean over seeds; the "
         f"band a percentile bootstrap 95% interval over seeds ({BOOTSTRAP_RESAMPLES} resamples, "
         f"`scipy.stats.bootstrap`) with {MIN_SEEDS_FOR_CI} or more seeds, the range over seeds "
-        "with fewer (a bootstrap over 2-4 seeds is not a confidence interval). Dashed lines: "
-        "physics changes at the step each took effect (the end of the last episode of the old "
-        "phase; the schedule's step when changes apply immediately), median over runs. "
+        "with fewer (a bootstrap over 2-4 seeds is not a confidence interval). Grey vertical "
+        "lines: physics changes at the step each took effect (the end of the last episode of "
+        "the old phase; the schedule's step when changes apply immediately), median over runs. "
         "Interquartile mean: `scipy.stats.trim_mean(x, 0.25)` (as rliable's `aggregate_iqm`); "
         "with fewer than 4 seeds it trims nothing and is the mean. Per-row tables are also "
         "written as CSV next to this file.",
