@@ -189,7 +189,7 @@ def plot_method_activity(env: str, runs: list[Run], path: Path, colors: dict[str
                     linewidth=row_width(label, colors), **marker_for(steps.size),
                 )  # fmt: skip
         mark_changes(ax, boundaries)
-        title = METHOD_COUNTERS.get(counter, (counter.replace("_", " "), False))[0]
+        title = METHOD_COUNTERS.get(counter, counter.replace("_", " "))
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("environment steps", fontsize=8)
         style_axes(ax, last=last_step(runs))

@@ -68,12 +68,12 @@ METRICS = {
     "probe_loss_vf": MetricInfo("probe loss (value)", "curvature"),
 }
 
-#: Method activity (``progress.csv``): counter name -> (title, cumulative in the file). Per-layer
-#: counters are summed over layers.
+#: Method activity (``progress.csv``): counter name -> title. Per-layer counters are summed over
+#: layers; a counter not listed keeps its own name.
 METHOD_COUNTERS = {
-    "replaced_total": ("units replaced (cumulative, all layers)", True),
-    "events": ("method events (cumulative)", True),
-    "resets": ("resets (cumulative)", True),
+    "replaced_total": "units replaced (cumulative, all layers)",
+    "events": "method events (cumulative)",
+    "resets": "resets (cumulative)",
 }
 
 #: Network part (a module name's component) -> readable name.
