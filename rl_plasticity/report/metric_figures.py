@@ -105,12 +105,14 @@ def plot_family(
         for c, (label, row_runs) in enumerate(by_row.items()):
             ax = axes[r, c]
             plotted = [np.empty(0)]
-            for i, column in enumerate(columns):
+            for column in columns:
                 steps, curve = mean_curve([run.metrics for run in row_runs], column)
                 n = int(np.sum(np.isfinite(curve)))
                 if n == 0:
                     continue
-                style = _line_style(i, n)
+                # One style per layer in every panel (the whole network after the layers).
+                layer = split_column(column)[1]
+                style = _line_style(layers.index(layer) if layer is not None else len(layers), n)
                 name = _line_name(column, names)
                 ax.plot(steps, scale * curve, color=colors[label], **style)
                 plotted.append(curve[np.isfinite(curve)])
