@@ -53,12 +53,13 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoard
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
-from torch import nn
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.evaluation import EvalCallback, EvalSettings
 from rl_plasticity.nonstationary import NonstationaryWrapper
 from rl_plasticity.overrides import Assignment
+from rl_plasticity.sb3.networks import sync_targets
+from rl_plasticity.sb3.policies import method_policy
 from rl_plasticity.specs import (
     AgentSpec,
     EnvSpec,
@@ -66,16 +67,7 @@ from rl_plasticity.specs import (
     load_agent_spec,
     load_env_spec,
 )
-
-ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "sigmoid": nn.Sigmoid,
-}
+from rl_plasticity.tables import activation_class
 
 STATUS_FILE = "status.json"
 CHECKPOINTS = "checkpoints"
@@ -275,7 +267,7 @@ def _policy_kwargs(agent: AgentSpec) -> dict[str, Any]:
     from rl_plasticity.plasticity import OPTIMIZERS
 
     kwargs = {k: v for k, v in agent.policy_kwargs.items() if k != "activation"}
-    kwargs["activation_fn"] = ACTIVATION_CLASSES[agent.policy_kwargs.get("activation", "relu")]
+    kwargs["activation_fn"] = activation_class(agent.policy_kwargs.get("activation", "relu"))
     optimizer = dict(agent.optimizer)
     kwargs["optimizer_class"] = OPTIMIZERS[optimizer.pop("name")]
     kwargs["optimizer_kwargs"] = optimizer
@@ -285,10 +277,13 @@ def _policy_kwargs(agent: AgentSpec) -> dict[str, Any]:
 def build_model(agent: AgentSpec, env: VecEnv, seed: int, device: str) -> BaseAlgorithm:
     """A new SB3 algorithm from the agent spec, initialised as the spec says."""
     cls = algorithm_class(agent.algorithm)
+    policy, method_kwargs = (agent.policy, {})
+    if agent.method_name != "none":  # architecture and optimizer hooks are built with the policy
+        policy, method_kwargs = method_policy(cls, agent.policy, agent.method)
     model = cls(
-        agent.policy,
+        policy,
         env,
-        policy_kwargs=_policy_kwargs(agent),
+        policy_kwargs={**_policy_kwargs(agent), **method_kwargs},
         seed=seed,
         device=device,
         **agent.hyperparameters,
@@ -298,17 +293,8 @@ def build_model(agent: AgentSpec, env: VecEnv, seed: int, device: str) -> BaseAl
 
         # Every trained network; target networks are copied from them so they start equal.
         lecun_uniform_(model.policy)
-        _sync_targets(model)
+        sync_targets(model)
     return model
-
-
-def _sync_targets(model: BaseAlgorithm) -> None:
-    policy = model.policy
-    for online, target in (("actor", "actor_target"), ("critic", "critic_target")):
-        if hasattr(policy, target):
-            getattr(policy, target).load_state_dict(getattr(policy, online).state_dict())
-    if hasattr(policy, "q_net_target"):
-        policy.q_net_target.load_state_dict(policy.q_net.state_dict())
 
 
 # --------------------------------------------------------------------------- files

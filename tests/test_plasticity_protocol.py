@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.experiment import build_model
 from rl_plasticity.plasticity.cbp import CBP
 from rl_plasticity.plasticity.protocol import make_method, method_settings, registered_methods
 from rl_plasticity.sb3.callbacks import (
@@ -18,6 +21,8 @@ from rl_plasticity.sb3.callbacks import (
 )
 from rl_plasticity.sb3.networks import network_groups
 from rl_plasticity.sb3.policies import method_policy
+from rl_plasticity.specs import load_agent_spec
+from tests.conftest import TINY_PPO
 from tests.test_plasticity_sb3 import ALGOS, TINY, build, count_steps, make_env
 from tests.toy_methods.clamp import Clamp  # noqa: F401 (registers the method)
 from tests.toy_methods.counting_optimizer import CountingSGD
@@ -222,3 +227,33 @@ def test_plain_pytorch_attach_later_equals_attach_at_once():
         return net[0].weight.detach()
 
     assert torch.equal(run(True), run(False))
+
+
+def test_readme_method_example_is_complete(tmp_path):
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    start = text.index("```python", text.index("in `rl_plasticity/plasticity/maxnorm.py`:"))
+    code = text[start + len("```python") : text.index("```", start + 10)]
+    namespace: dict = {}
+    exec(compile(code, "README maxnorm", "exec"), namespace)
+    net = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 1))
+    opt = torch.optim.SGD(net.parameters(), lr=10.0)
+    namespace["MaxNorm"](net, opt, c=0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.randn(8, 4)).pow(2).mean().backward()
+        opt.step()
+    assert net[0].weight.norm(dim=1).max() <= 0.5 + 1e-6
+    model = build_with("ppo")
+    model.learn(64, callback=method_callback("maxnorm", c=0.5))
+    assert model.policy.mlp_extractor.policy_net[0].weight.norm(dim=1).max() <= 0.5 + 1e-6
+
+
+def test_agent_spec_builds_the_method_into_the_policy(tmp_path):
+    spec = tmp_path / "ln.toml"
+    spec.write_text(
+        TINY_PPO.replace('init = "lecun_uniform"\n', "") + '\n[method]\nname = "test_layer_norm"\n'
+    )
+    agent = load_agent_spec(spec)
+    model = build_model(agent, make_env("CartPole-v1"), seed=0, device="cpu")
+    assert any(isinstance(m, nn.LayerNorm) for m in model.policy.mlp_extractor.modules())
+    assert isinstance(agent.make_method(), callback_class("test_layer_norm"))

@@ -39,12 +39,9 @@ from rl_plasticity.metrics.keys import layer_labels
 from rl_plasticity.metrics.probe import probe_loss
 from rl_plasticity.networks import NetworkGroup, network_groups
 from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.tables import activation_of
 from rl_plasticity.validate import check_int, check_number, check_optional_int
 
-#: Activations whose inactive output is exactly 0, so "dead" means ``h == 0`` on every sample.
-EXACT_ZERO_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
-#: Activations with a saturation metric, and the name :func:`fm.saturated_fraction` knows them by.
-SATURATING_ACTIVATIONS = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
 #: tau values of the ReDo dormant fraction that are reported.
 DORMANT_TAUS = (0.025, 0.1)
 #: Largest batch, Lanczos and probe step count (a measurement holds the batch's activations).
@@ -351,7 +348,10 @@ class PlasticityMetrics(BaseCallback):
     def _layer_metrics(
         self, group: str, layer: HiddenLayer, h: torch.Tensor, norms: dict[int, torch.Tensor]
     ) -> dict[str, float]:
-        exact_zero = isinstance(layer.activation, EXACT_ZERO_ACTIVATIONS)
+        # Exact zeros: "dead" means h == 0 on every sample; saturating: the name
+        # fm.saturated_fraction knows (rl_plasticity.tables.ACTIVATIONS).
+        activation = activation_of(layer.activation)
+        exact_zero = activation is not None and activation.exact_zeros
         threshold, dead_fraction = (0.0, 0.0) if exact_zero else (1e-7, 0.01)
         sigma = fm.singular_values(h)
         metrics = {
@@ -360,9 +360,8 @@ class PlasticityMetrics(BaseCallback):
         }
         for tau in DORMANT_TAUS:
             metrics[f"dormant_{tau}"] = fm.dormant_fraction(h, tau)
-        for kind, name in SATURATING_ACTIVATIONS.items():
-            if isinstance(layer.activation, kind):
-                metrics["saturated"] = fm.saturated_fraction(h, name)
+        if activation is not None and activation.saturating:
+            metrics["saturated"] = fm.saturated_fraction(h, activation.name)
         weight = layer.incoming.weight.detach()
         previous = self._previous_weights.get((group, layer.name))
         metrics.update(

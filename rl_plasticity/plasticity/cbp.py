@@ -37,10 +37,11 @@ from rl_plasticity.plasticity.core import reinit_units_
 from rl_plasticity.plasticity.init import check_init, weight_bound
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
+from rl_plasticity.tables import activation_of, init_names
 from rl_plasticity.validate import check_int, check_number
 
 #: Initial distributions CBP can re-draw incoming weights from (see ``init.weight_bound``).
-CBP_INITS = ("lecun_uniform", "kaiming_uniform", "match")
+CBP_INITS = init_names("unit")
 
 
 @dataclass
@@ -80,12 +81,12 @@ class UnitState:
 
 
 _NONE = torch.empty(0, dtype=torch.long)
-_NONNEGATIVE = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Softplus)
 
 
 def _nonnegative(activation: nn.Module) -> bool:
     """Whether |h| = h for this activation (then the abs can be skipped)."""
-    return isinstance(activation, _NONNEGATIVE)
+    entry = activation_of(activation)
+    return entry is not None and entry.non_negative
 
 
 @register_method("cbp")

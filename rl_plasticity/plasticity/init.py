@@ -16,11 +16,12 @@ import torch
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.tables import init_names
 
 #: Initial distributions of a Linear's weights (biases: 0 for LeCun, U(+-1/sqrt(fan_in)) for torch).
 #: ``"match"`` (CBP and ReDo only) draws uniform weights with the standard deviation the layer's
 #: weights had when the method was attached.
-INITS: tuple[str, ...] = ("lecun_uniform", "kaiming_uniform")
+INITS: tuple[str, ...] = init_names("redraw")
 
 
 def check_init(value: str, key: str = "init", allowed: tuple[str, ...] = INITS) -> str:
@@ -52,7 +53,7 @@ def weight_bound(linear: nn.Linear, init: str) -> float:
         return 1.0 / math.sqrt(fan_in)
     if init == "match":
         return math.sqrt(3.0) * float(linear.weight.detach().std())
-    raise ConfigError("init", init, "one of: lecun_uniform, kaiming_uniform, match")
+    raise ConfigError("init", init, "one of: " + ", ".join(init_names("unit")))
 
 
 def bias_bound(linear: nn.Linear, init: str) -> float:

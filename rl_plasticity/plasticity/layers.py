@@ -16,21 +16,11 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-#: Elementwise activations a hidden layer may have. Units of others (softmax) are not independent.
-ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.Softplus,
-    nn.Mish,
-    nn.Hardtanh,
-    nn.ReLU6,
-)
+from rl_plasticity.tables import activation_classes
+
+#: Elementwise activations a hidden layer may have (``rl_plasticity.tables.ACTIVATIONS``). Units
+#: of others (softmax) are not independent.
+ACTIVATIONS: tuple[type[nn.Module], ...] = activation_classes()
 
 
 @dataclass

@@ -19,6 +19,7 @@ from rl_plasticity.plasticity.core import reinit_units_
 from rl_plasticity.plasticity.init import check_init, weight_bound
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
+from rl_plasticity.tables import init_names
 from rl_plasticity.validate import check_int, check_number
 
 
@@ -68,7 +69,7 @@ class ReDo(Method):
     ) -> None:
         self.tau = check_number("tau", tau, 0.0, float("inf"))
         self.every = check_int("every", every, 1)
-        self.init = check_init(init, allowed=("lecun_uniform", "kaiming_uniform", "match"))
+        self.init = check_init(init, allowed=init_names("unit"))
         self.bounds: list[float] = []
         self.replaced: list[int] = []
         super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)

@@ -15,13 +15,14 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from rl_plasticity.plasticity.init import INITS, check_init, reinit_linear_
+from rl_plasticity.plasticity.init import check_init, reinit_linear_
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
+from rl_plasticity.tables import init_names
 
 #: What ``Reset(init=...)`` accepts: the framework's own initialization (``"sb3"``: as SB3 builds
 #: the policy; in plain PyTorch each module's ``reset_parameters``), or one of ``init.INITS``.
-RESET_INITS = ("sb3", *INITS)
+RESET_INITS = init_names("reset")
 
 
 def reinit_network_(

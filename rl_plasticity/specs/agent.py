@@ -12,6 +12,7 @@ from rl_plasticity.overrides import Assignment, name_suffix
 from rl_plasticity.overrides import apply as apply_overrides
 from rl_plasticity.specs.files import load_table
 from rl_plasticity.specs.tables import check_kwargs, check_named_table, check_table
+from rl_plasticity.tables import SPEC_ACTIVATIONS, init_names
 from rl_plasticity.validate import (
     HYPERPARAMETER_RULES,
     MAX_ENVS,
@@ -23,10 +24,10 @@ from rl_plasticity.validate import (
 )
 
 ALGORITHMS = ("PPO", "A2C", "SAC", "TD3", "DQN", "FastPPO")
-INITS = ("sb3_default", "lecun_uniform")
+INITS = init_names("agent")
 VEC_ENVS = ("auto", "dummy", "subproc")
 DEVICES = ("auto", "cpu", "cuda")
-ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu", "sigmoid")
+ACTIVATIONS = SPEC_ACTIVATIONS
 
 AGENT_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "description": (str, "a one-line string"),
