@@ -62,7 +62,7 @@ def row_width(label: str, colors: dict[str, str]) -> float:
     :param label: the row
     :param colors: row label -> colour (its order is the rows' order)
     """
-    return max(3.6 - 0.9 * list(colors).index(label), 1.2)
+    return max(2.8 - 0.6 * list(colors).index(label), 1.2)
 
 
 def marker_for(n_points: int) -> dict:

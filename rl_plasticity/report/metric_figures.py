@@ -275,6 +275,7 @@ def plot_around_changes(env: str, runs: list[Run], path: Path, colors: dict[str,
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("steps since the change", fontsize=8)
         style_axes(ax)
+        ax.set_xlim(-window, window)
     figure_legend(fig, axes)
     fig.suptitle(
         f"{env}: around each physics change (mean over {len(boundaries)} changes and seeds)",
