@@ -23,6 +23,29 @@ Mean correction: the paper's algorithm also keeps a running mean f_i of h_i and 
 ``W_out[:, i] * f_i / (1 - eta^age_i)`` to the outgoing bias before zeroing the column. The
 official code zeroes that mean before using it, so the published results were obtained without it;
 it is off by default here (``mean_correction=False``) and available as an option.
+
+Instantaneous utility (the code's RL config ``cbpi``, ``lop/rl/cfg/ant/cbpi.yml``): ``cbp.yml``
+with ``decay_rate: 0``, so u_i is the latest step's contribution alone (bias correction 1 - 0^age
+= 1). It is this class with ``decay_rate=0`` (spec ``ppo-cbpi``). The code's contribution takes
+the mean over outgoing weights, this class the sum: a constant factor per layer, same ranking.
+
+Optimizer state of replaced units (fidelity check). Here each replaced unit's Adam moments
+(``exp_avg``, ``exp_avg_sq``) are zeroed; the step count, one scalar per parameter tensor in torch's
+Adam, is not. The authors' code differs in two ways. Its supervised experiments use ``AdamGnT``,
+whose step count is per element and is reset to 0 with the moments. Its RL PPO
+(``lop/rl/run_ppo.py``) builds ``torch.optim.Adam``, and ``GnT`` resets optimizer state only for
+an ``AdamGnT`` (``opt_type`` stays ``"sgd"`` otherwise), so the published RL runs reset neither
+moments nor step: a new unit's incoming row inherits the replaced unit's moments. What it changes,
+with betas (0.99, 0.99), for an element whose gradient g is the same on each of the k steps since
+its reset (global step t large, so 1 - beta^t = 1; eps neglected), update / lr =
+
+* moments zeroed, shared step (here): (1 - 0.99^k) / sqrt(1 - 0.99^k) = sqrt(1 - 0.99^k):
+  0.100 at k = 1, 0.309 at k = 10, 0.796 at k = 100, 0.975 at k = 300: a ~100-step warm-up;
+* moments and per-element step reset (AdamGnT): 1 from the first step (exact bias correction),
+  10x the first update here;
+* nothing reset (the RL code): 0.99 m_old + 0.01 g over sqrt(0.99 v_old + 0.01 g^2), i.e.
+  dominated by the replaced unit's history for ~100 steps; equal to the first case when that unit
+  was silent long enough for its moments to decay.
 """
 
 from __future__ import annotations
