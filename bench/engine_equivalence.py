@@ -8,7 +8,9 @@ n_envs 1, one torch thread) as ``rlp train`` builds them, on the same stationary
 * area under the curve: the mean return over every episode of the run.
 
 The two samples (one value per seed and engine) are compared with a two-sided Mann-Whitney U test
-and a two-sided permutation test on the difference of means (scipy). Large p-values say the
+and a two-sided permutation test on the difference of means (scipy); and, since the two runs of a
+seed start from the same weights and the same first rollout, with a two-sided Wilcoxon
+signed-rank test on the per-seed differences. Large p-values say the
 engines are indistinguishable at this sample size (they cannot prove equality; the single-update
 test in ``tests/test_fast_ppo.py`` does that part). Also reported: how many of the first
 episodes of each seed had the same return in both engines (the rollout is the same to the bit
@@ -70,8 +72,9 @@ def summaries(episodes: list[tuple[int, float]], steps: int) -> tuple[float, flo
     return float(final.mean()), float(returns.mean())
 
 
-def compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Two-sided p-values: Mann-Whitney U, permutation test on the difference of means."""
+def compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Two-sided p-values: Mann-Whitney U, permutation test on the difference of means, Wilcoxon
+    signed-rank test on the paired differences."""
     u = stats.mannwhitneyu(a, b, alternative="two-sided").pvalue
     perm = stats.permutation_test(
         (a, b),
@@ -81,7 +84,8 @@ def compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         n_resamples=20_000,
         rng=0,
     ).pvalue
-    return float(u), float(perm)
+    paired = stats.wilcoxon(a, b, alternative="two-sided").pvalue
+    return float(u), float(perm), float(paired)
 
 
 def main() -> None:
@@ -118,10 +122,11 @@ def main() -> None:
     ]
     for name, values in (("final return (last quarter)", final), ("mean return (area)", area)):
         a, b = np.array(values["PPO"]), np.array(values["FastPPO"])
-        u, perm = compare(a, b)
+        u, perm, paired = compare(a, b)
         lines.append(
             f"| {name} | {a.mean():.1f} ({a.std(ddof=1):.1f}) | {b.mean():.1f} "
-            f"({b.std(ddof=1):.1f}) | {u:.2f} | {perm:.2f} |"
+            f"({b.std(ddof=1):.1f}) | {u:.2f} | {perm:.2f} | {paired:.2f} | "
+            f"{int((b > a).sum())} of {len(a)} seeds |"
         )
     lines += [
         "",
