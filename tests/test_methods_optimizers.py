@@ -3,11 +3,18 @@ each trained with PPO, SAC and DQN as a callback (tiny nets, short runs)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from stable_baselines3 import DQN, PPO, SAC
 from torch import nn
 
 from rl_plasticity.plasticity.cbp import CBP
+from rl_plasticity.plasticity.weight_clipping import WeightClipping
+from rl_plasticity.sb3.callbacks import method_callback
+from rl_plasticity.sb3.networks import network_groups
+from rl_plasticity.sb3.policies import method_policy
 from rl_plasticity.specs import load_agent_spec
 
 torch.set_num_threads(1)
@@ -34,3 +41,61 @@ def test_cbpi_spec_is_cbp_with_instantaneous_utility():
     assert torch.allclose(cbp.units[0].utility, latest[0] * contribution)  # no memory of `first`
     replaced = cbp.step([latest])
     assert replaced[0].tolist() == [2]  # least instantaneous contribution
+
+
+# -- smoke: every method trains with PPO, SAC and DQN as a callback, and acts -------------------
+
+ALGOS = {
+    "ppo": (PPO, "Pendulum-v1", dict(n_steps=64, batch_size=32, n_epochs=2)),
+    "sac": (SAC, "Pendulum-v1", dict(batch_size=32, learning_starts=50, buffer_size=1000)),
+    "dqn": (
+        DQN,
+        "CartPole-v1",
+        dict(batch_size=32, learning_starts=50, buffer_size=1000, train_freq=1),
+    ),
+}
+STEPS = {"ppo": 256, "sac": 200, "dqn": 300}
+
+
+def train_with(algo: str, method: dict, steps: int | None = None):
+    """A tiny model of ``algo`` trained with ``method`` as a callback; returns (model, callback)."""
+    cls, env_id, kwargs = ALGOS[algo]
+    policy, extra = method_policy(cls, "MlpPolicy", method)
+    model = cls(policy, env_id, policy_kwargs={"net_arch": [16, 16], **extra}, seed=0, **kwargs)
+    settings = {k: v for k, v in method.items() if k != "name"}
+    callback = method_callback(method["name"], **settings)
+    model.learn(steps or STEPS[algo], callback=callback)
+    return model, callback
+
+
+def linears(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+# -- weight clipping ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("init", ["kaiming_uniform", "lecun_uniform"])
+def test_weight_clipping_bounds_every_weight_after_a_huge_gradient(init):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    sgd = torch.optim.SGD(net.parameters(), lr=1.0)
+    WeightClipping(net, sgd, kappa=2.0, init=init)
+    (1e6 * net(torch.randn(4, 5)).sum()).backward()
+    sgd.step()
+    scale = {"kaiming_uniform": 1.0, "lecun_uniform": math.sqrt(3.0)}[init]
+    for linear in linears(net):
+        bound = 2.0 * scale / math.sqrt(linear.in_features)
+        for param in (linear.weight, linear.bias):
+            assert param.abs().max() <= bound + 1e-7
+            assert param.abs().max() >= bound - 1e-7  # the huge step hit the bound
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_weight_clipping_acts_with_every_algorithm(algo):
+    model, callback = train_with(algo, {"name": "weight_clipping", "kappa": 0.5})
+    groups = network_groups(model)
+    for group in groups:
+        for linear in linears(group.module):
+            assert linear.weight.abs().max() <= 0.5 / math.sqrt(linear.in_features) + 1e-7
+        assert callback.counters[f"{group.name}/at_bound"] > 0
