@@ -70,6 +70,7 @@ BUILTIN_MODULES = (
     "rl_plasticity.plasticity.snp",
     "rl_plasticity.plasticity.l2init",
     "rl_plasticity.plasticity.reset",
+    "rl_plasticity.plasticity.er",
     "rl_plasticity.plasticity.weight_clipping",
 )
 

@@ -1,0 +1,153 @@
+"""Loss-term and gradient methods: effective rank (er), Parseval, spectral, noisy SGD.
+
+Each mechanism on a case with a known answer, then each method trained with PPO, SAC and DQN
+as a callback for a few hundred steps, checking that it acted. The ``ppo-<name>`` specs are
+trained by tests/test_shipped_specs.py, which covers every agents/*.toml.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import torch
+from stable_baselines3 import DQN, PPO, SAC
+from torch import nn
+
+from rl_plasticity.errors import ConfigError
+from rl_plasticity.plasticity.er import EffectiveRankRegularizer, effective_rank
+from rl_plasticity.plasticity.protocol import make_method
+from rl_plasticity.sb3.callbacks import method_callback
+
+torch.set_num_threads(1)
+
+
+def rank_one_net(seed: int = 0) -> tuple[nn.Sequential, torch.Tensor]:
+    """A 8-16-1 ReLU net whose hidden weight is rank one with positive output factor, so its
+    features on any batch are rank one; and a batch of 64 inputs."""
+    gen = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    with torch.no_grad():
+        u = torch.rand(16, generator=gen) + 0.1
+        v = torch.randn(8, generator=gen)
+        net[0].weight.copy_(torch.outer(u, v))
+        net[0].bias.zero_()
+    return net, torch.randn(64, 8, generator=gen)
+
+
+def erank_of(net: nn.Sequential, x: torch.Tensor) -> float:
+    """Effective rank of the hidden features, computed independently of the method's code."""
+    with torch.no_grad():
+        s = torch.linalg.svdvals(net[1](net[0](x))).double()
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def test_effective_rank_of_known_spectra():
+    assert effective_rank(torch.eye(5)) == pytest.approx(5.0, rel=1e-5)
+    assert effective_rank(torch.outer(torch.randn(10), torch.randn(4))) == pytest.approx(1.0, 1e-4)
+    # singular values 3 and 1: p = (0.75, 0.25)
+    expected = torch.exp(
+        -(0.75 * torch.log(torch.tensor(0.75)) + 0.25 * torch.log(torch.tensor(0.25)))
+    )
+    assert effective_rank(torch.diag(torch.tensor([3.0, 1.0]))) == pytest.approx(
+        float(expected), 1e-5
+    )
+
+
+def test_er_gradient_raises_the_effective_rank_of_a_rank_one_batch():
+    net, x = rank_one_net()
+    assert erank_of(net, x) == pytest.approx(1.0, abs=1e-4)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    method = EffectiveRankRegularizer(net, optimizer, coeff=1.0)
+    optimizer.zero_grad()
+    (net(x).sum() * 0).backward()  # a task loss with zero gradient: only the term acts
+    optimizer.step()
+    assert erank_of(net, x) > 1.1
+    assert method.last_erank == pytest.approx(1.0, abs=1e-4)  # measured before the step
+    assert net[2].weight.grad.abs().max() == 0  # the head does not shape the features
+
+
+def test_er_separate_step_moves_the_weights_with_its_own_annealed_optimizer():
+    net, x = rank_one_net()
+    start = [p.detach().clone() for p in net.parameters()]
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.0, betas=(0.99, 0.99), weight_decay=1e-4)
+    method = EffectiveRankRegularizer(
+        net, optimizer, er_lr=1e-2, er_lr_final=1e-3, er_anneal_steps=4, er_every=2
+    )
+    er_group = method.er_optimizer.param_groups[0]
+    assert er_group["betas"] == (0.99, 0.99) and er_group["weight_decay"] == 1e-4
+    lrs = []
+    for _ in range(8):
+        optimizer.zero_grad()
+        (net(x).sum() * 0).backward()
+        optimizer.step()
+        lrs.append(er_group["lr"])
+    assert method.er_steps == 4  # every second step
+    assert lrs[1] == pytest.approx(1e-2) and lrs[3] == pytest.approx(1e-2 * 0.75)
+    assert lrs[7] == pytest.approx(1e-2 * 0.25)
+    assert not torch.equal(net[0].weight, start[0])  # moved by the ER step alone (main lr 0)
+    assert torch.equal(net[2].weight, start[2])  # no ER gradient reaches the head
+    assert erank_of(net, x) > 1.01
+    state = method.state_dict()
+    again = EffectiveRankRegularizer(net, optimizer, er_lr=1e-2, er_lr_final=1e-3)
+    again.load_state_dict(state)
+    assert again.er_steps == 4
+
+
+def test_er_refuses_a_final_rate_above_the_start():
+    with pytest.raises(ConfigError, match="er_lr_final"):
+        make_method("er", {"er_lr": 1e-6, "er_lr_final": 1e-5})
+
+
+# -- every method with PPO, SAC and DQN, as a callback -------------------------------------------
+
+TINY = dict(net_arch=[16, 16])
+ALGOS = {
+    "ppo": lambda: PPO(
+        "MlpPolicy",
+        gym.make("Pendulum-v1"),
+        n_steps=64,
+        batch_size=32,
+        n_epochs=2,
+        policy_kwargs=dict(TINY),
+        seed=0,
+    ),
+    "sac": lambda: SAC(
+        "MlpPolicy",
+        gym.make("Pendulum-v1"),
+        batch_size=32,
+        learning_starts=50,
+        buffer_size=1000,
+        policy_kwargs=dict(TINY),
+        seed=0,
+    ),
+    "dqn": lambda: DQN(
+        "MlpPolicy",
+        gym.make("CartPole-v1"),
+        batch_size=32,
+        learning_starts=50,
+        buffer_size=1000,
+        train_freq=1,
+        policy_kwargs=dict(TINY),
+        seed=0,
+    ),
+}
+STEPS = {"ppo": 256, "sac": 200, "dqn": 250}
+
+#: method -> (settings, the counter that must be positive for every network: it acted)
+METHODS = {
+    "er": ({"coeff": 0.1}, "terms"),
+    "er_separate": ({"er_lr": 1e-4}, "er_steps"),
+}
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_method_trains_with_each_algorithm_and_acts(method, algo):
+    settings, counter = METHODS[method]
+    model = ALGOS[algo]()
+    callback = method_callback(method.split("_")[0], seed=0, **settings)
+    model.learn(STEPS[algo], callback=callback)
+    acted = {k: v for k, v in callback.counters.items() if k.endswith("/" + counter)}
+    assert acted and all(v > 0 for v in acted.values()), callback.counters
