@@ -24,21 +24,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.utils import obs_as_tensor
 from torch import nn
-from torch.nn import functional as F
 
 from rl_plasticity.metrics import functional as fm
 from rl_plasticity.metrics.hessian import hessian_spectrum
 from rl_plasticity.metrics.keys import layer_labels
 from rl_plasticity.metrics.probe import probe_loss
-from rl_plasticity.networks import NetworkGroup, network_groups
 from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.sb3 import algorithms
+from rl_plasticity.sb3.networks import NetworkGroup, network_groups
 from rl_plasticity.tables import activation_of
 from rl_plasticity.validate import check_int, check_number, check_optional_int
 
@@ -241,10 +238,7 @@ class PlasticityMetrics(BaseCallback):
         return False
 
     def _can_measure(self) -> bool:
-        if isinstance(self.model, OffPolicyAlgorithm):
-            buffer = self.model.replay_buffer
-            return self.num_timesteps > self.model.learning_starts and buffer.size() > 0
-        return self.model.rollout_buffer.full
+        return algorithms.has_batch(self.model)
 
     def _on_step(self) -> bool:
         self._last_infos = self.locals.get("infos")
@@ -298,7 +292,7 @@ class PlasticityMetrics(BaseCallback):
         model = self.model
         if not self._groups:
             self._groups = network_groups(model)
-        batch = _sample_batch(model, self.batch_size, self._rng)
+        batch = algorithms.sample_batch(model, self.batch_size, self._rng)
         values: dict[str, float] = {}
         activations: dict[int, torch.Tensor] = {}
         layers = [layer for group in self._groups for layer in group.layers]
@@ -308,8 +302,8 @@ class PlasticityMetrics(BaseCallback):
         ]
         try:
             with torch.no_grad():
-                _forward_all(model, batch)
-                statistics = _policy_statistics(model, batch)
+                algorithms.forward_all(model, batch)
+                statistics = algorithms.policy_statistics(model, batch)
         finally:
             for handle in handles:
                 handle.remove()
@@ -327,7 +321,7 @@ class PlasticityMetrics(BaseCallback):
             values[f"{prefix}/grad_norm"] = fm.global_norm(norms.values())
         values.update(statistics)
         if with_hessian:
-            for name, loss_fn in _training_losses(model, batch).items():
+            for name, loss_fn in algorithms.training_losses(model, batch).items():
                 group = next(g for g in self._groups if g.name == name)
                 params = [p for pg in group.optimizer.param_groups for p in pg["params"]]
                 spectrum = hessian_spectrum(loss_fn, params, self.hessian_steps, seed=self.seed)
@@ -336,7 +330,7 @@ class PlasticityMetrics(BaseCallback):
                 )
                 values[f"plasticity/{name}/hessian_top_eig"] = spectrum.top_eigenvalues(1)[0]
         if with_probe:
-            for key, (network, inputs) in _probe_networks(model, batch).items():
+            for key, (network, inputs) in algorithms.probe_networks(model, batch).items():
                 values[f"plasticity/{key}"] = probe_loss(
                     network, inputs, steps=self.probe_steps, seed=self.seed
                 )
@@ -408,190 +402,11 @@ class PlasticityMetrics(BaseCallback):
             writer.writerow(row)
 
 
-# ----- algorithm specifics: batches, forwards, losses ---------------------------------------------
-
-
-#: Tensors of one measurement batch: observations, actions, and what the losses need.
-_Batch = dict[str, Any]
-
-
-def _sample_batch(model: BaseAlgorithm, size: int, rng: np.random.Generator) -> _Batch:
-    if isinstance(model.observation_space, spaces.Dict):
-        raise TypeError("PlasticityMetrics supports array observations, not Dict spaces")
-    if isinstance(model, OnPolicyAlgorithm):
-        buffer = model.rollout_buffer
-        obs = buffer.observations.reshape(-1, *buffer.obs_shape)
-        idx = rng.choice(len(obs), size=min(size, len(obs)), replace=False)
-        actions = torch.as_tensor(buffer.actions.reshape(len(obs), -1)[idx], device=model.device)
-        if isinstance(model.action_space, spaces.Discrete):
-            actions = actions.long().flatten()
-        flat = {
-            name: torch.as_tensor(getattr(buffer, name).reshape(-1)[idx], device=model.device)
-            for name in ("advantages", "returns", "log_probs")
-        }
-        return {"observations": obs_as_tensor(obs[idx], model.device), "actions": actions, **flat}
-    assert isinstance(model, OffPolicyAlgorithm)
-    upper = model.replay_buffer.size()
-    # The replay buffer draws from numpy's global RNG; the caller restores its state.
-    np.random.seed(int(rng.integers(2**31)))
-    data = model.replay_buffer.sample(min(size, upper), env=model._vec_normalize_env)
-    discounts = data.discounts if data.discounts is not None else model.gamma
-    return {
-        "observations": data.observations,
-        "actions": data.actions,
-        "next_observations": data.next_observations,
-        "dones": data.dones,
-        "rewards": data.rewards,
-        "discounts": discounts,
-    }
-
-
 def _store_output(store: dict[int, torch.Tensor], key: int) -> Callable[..., None]:
     def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         store[key] = output.detach()
 
     return hook
-
-
-def _on_policy_features(policy: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    features = policy.extract_features(obs)
-    return (features, features) if policy.share_features_extractor else features
-
-
-def _forward_all(model: BaseAlgorithm, batch: _Batch) -> None:
-    """Run every hidden layer of every trained network on the batch."""
-    policy, obs = model.policy, batch["observations"]
-    if isinstance(model, OnPolicyAlgorithm):
-        pi_features, vf_features = _on_policy_features(policy, obs)
-        policy.mlp_extractor.forward_actor(pi_features)
-        policy.mlp_extractor.forward_critic(vf_features)
-    elif hasattr(policy, "actor"):  # SAC, TD3
-        policy.actor(obs)
-        policy.critic(obs, batch["actions"])
-    else:  # DQN
-        policy.q_net(obs)
-
-
-def _policy_statistics(model: BaseAlgorithm, batch: _Batch) -> dict[str, float]:
-    """Entropy of the policy on the batch, action std, SAC's entropy coefficient."""
-    policy, obs = model.policy, batch["observations"]
-    values: dict[str, float] = {}
-    if isinstance(model, OnPolicyAlgorithm):
-        entropy = policy.get_distribution(obs).entropy()
-        if entropy is not None:
-            values["plasticity/policy/entropy"] = float(entropy.mean())
-        if isinstance(getattr(policy, "log_std", None), torch.Tensor):
-            values["plasticity/policy/action_std"] = float(policy.log_std.exp().mean())
-    elif hasattr(model, "ent_coef_tensor") or hasattr(model, "log_ent_coef"):  # SAC
-        _, log_prob = policy.actor.action_log_prob(obs)
-        values["plasticity/actor/entropy"] = float(-log_prob.mean())
-        values["plasticity/actor/ent_coef"] = float(_sac_ent_coef(model))
-    return values
-
-
-def _sac_ent_coef(model: BaseAlgorithm) -> torch.Tensor:
-    log_ent_coef = getattr(model, "log_ent_coef", None)
-    return log_ent_coef.detach().exp() if log_ent_coef is not None else model.ent_coef_tensor
-
-
-def _training_losses(model: BaseAlgorithm, b: _Batch) -> dict[str, Callable[[], torch.Tensor]]:
-    """Each network's training loss on the batch, as its algorithm defines it.
-
-    On-policy losses are taken at the rollout's end, where the policy is the one that collected
-    the rollout (ratio 1).
-    """
-    policy = model.policy
-    if isinstance(model, OnPolicyAlgorithm):
-
-        def on_policy_loss() -> torch.Tensor:
-            values, log_prob, entropy = policy.evaluate_actions(b["observations"], b["actions"])
-            advantages = b["advantages"]
-            if getattr(model, "normalize_advantage", False) and len(advantages) > 1:
-                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-            if hasattr(model, "clip_range"):  # PPO
-                ratio = torch.exp(log_prob - b["log_probs"])
-                clip = model.clip_range(model._current_progress_remaining)
-                clipped = torch.clamp(ratio, 1 - clip, 1 + clip)
-                policy_loss = -torch.min(advantages * ratio, advantages * clipped).mean()
-            else:  # A2C
-                policy_loss = -(advantages * log_prob).mean()
-            entropy_loss = -(entropy if entropy is not None else -log_prob).mean()
-            value_loss = F.mse_loss(b["returns"], values.flatten())
-            return policy_loss + model.ent_coef * entropy_loss + model.vf_coef * value_loss
-
-        return {"policy": on_policy_loss}
-
-    obs, actions, next_obs = b["observations"], b["actions"], b["next_observations"]
-    not_done = (1 - b["dones"]) * b["discounts"]
-    if hasattr(policy, "q_net"):  # DQN
-
-        def dqn_loss() -> torch.Tensor:
-            with torch.no_grad():
-                next_q = policy.q_net_target(next_obs).max(dim=1).values.reshape(-1, 1)
-                target = b["rewards"] + not_done * next_q
-            q = torch.gather(policy.q_net(obs), 1, actions.long())
-            return F.smooth_l1_loss(q, target)
-
-        return {"q_net": dqn_loss}
-
-    actor, critic = policy.actor, policy.critic
-    sac = hasattr(actor, "action_log_prob")
-
-    def critic_loss() -> torch.Tensor:
-        with torch.no_grad():
-            if sac:
-                next_actions, next_log_prob = actor.action_log_prob(next_obs)
-            else:  # TD3's target policy smoothing
-                noise = actions.clone().normal_(0, model.target_policy_noise)
-                noise = noise.clamp(-model.target_noise_clip, model.target_noise_clip)
-                next_actions = (policy.actor_target(next_obs) + noise).clamp(-1, 1)
-            next_q = torch.cat(policy.critic_target(next_obs, next_actions), dim=1)
-            next_q = next_q.min(dim=1, keepdim=True).values
-            if sac:
-                next_q = next_q - _sac_ent_coef(model) * next_log_prob.reshape(-1, 1)
-            target = b["rewards"] + not_done * next_q
-        return 0.5 * sum(F.mse_loss(q, target) for q in critic(obs, actions))
-
-    def actor_loss() -> torch.Tensor:
-        if sac:
-            actions_pi, log_prob = actor.action_log_prob(obs)
-            q = torch.cat(critic(obs, actions_pi), dim=1).min(dim=1, keepdim=True).values
-            return (_sac_ent_coef(model) * log_prob.reshape(-1, 1) - q).mean()
-        return -critic.q1_forward(obs, actor(obs)).mean()
-
-    return {"actor": actor_loss, "critic": critic_loss}
-
-
-def _probe_networks(model: BaseAlgorithm, b: _Batch) -> dict[str, tuple[nn.Module, torch.Tensor]]:
-    """The networks the probe copies (hidden layers plus output head) with their inputs."""
-    policy, obs = model.policy, b["observations"]
-    with torch.no_grad():
-        if isinstance(model, OnPolicyAlgorithm):
-            pi_features, vf_features = _on_policy_features(policy, obs)
-            extractor = policy.mlp_extractor
-            return {
-                "policy/probe_loss_pi": (
-                    nn.Sequential(extractor.policy_net, policy.action_net),
-                    pi_features,
-                ),
-                "policy/probe_loss_vf": (
-                    nn.Sequential(extractor.value_net, policy.value_net),
-                    vf_features,
-                ),
-            }
-        if hasattr(policy, "q_net"):  # DQN
-            q_net = policy.q_net
-            return {"q_net/probe_loss": (q_net.q_net, q_net.extract_features(obs))}
-        actor, critic = policy.actor, policy.critic
-        actor_features = actor.extract_features(obs, actor.features_extractor)
-        head = nn.Sequential(actor.latent_pi, actor.mu) if hasattr(actor, "latent_pi") else actor.mu
-        critic_inputs = torch.cat(
-            [critic.extract_features(obs, critic.features_extractor), b["actions"]], dim=1
-        )
-        return {
-            "actor/probe_loss": (head, actor_features),
-            "critic/probe_loss": (critic.q_networks[0], critic_inputs),
-        }
 
 
 def _parameters(group: NetworkGroup) -> list[torch.Tensor]:
