@@ -70,6 +70,9 @@ BUILTIN_MODULES = (
     "rl_plasticity.plasticity.snp",
     "rl_plasticity.plasticity.l2init",
     "rl_plasticity.plasticity.reset",
+    "rl_plasticity.plasticity.layernorm",
+    "rl_plasticity.plasticity.crelu",
+    "rl_plasticity.plasticity.fourier",
     "rl_plasticity.plasticity.er",
     "rl_plasticity.plasticity.weight_clipping",
 )

@@ -1,0 +1,81 @@
+"""Concatenated ReLU (Abbas, Zhao, Modayil, White and Machado, *Loss of plasticity in continual
+deep reinforcement learning*, CoLLAs 2023, arXiv 2303.07507).
+
+Abbas et al. find that the activation footprint of value-based agents that cycle through Atari
+games becomes sparse and their gradients vanish; their mitigation replaces each ReLU by the
+concatenated ReLU of Shang et al. (2016), which always passes a gradient through one of its two
+halves:
+
+    CReLU(z) = [ relu(z), relu(-z) ]        (2n features from n pre-activations z = W x + b)
+
+So the features double. ``width="double_fan_in"`` (default) keeps each layer's n units and
+doubles the fan-in of the Linears that read them, as CReLU is defined and as Plasticine's
+``CReLU4Linear`` is used (its ``ca`` scripts follow CReLU layers by Linears of doubled fan-in);
+``width="halve_units"`` keeps the number of features (n/2 units, n features, about half the
+hidden-to-hidden weights) for a comparison at equal feature width. The paper's RL setting is
+DQN/Rainbow on Atari; it has none for PPO, so ``agents/ppo-crelu.toml`` keeps the PPO spec's.
+
+CReLU is not an elementwise activation (its units are not the Linear's rows), so
+``layers.find_hidden_layers`` finds no hidden layer behind it: unit-level methods (CBP, ReDo)
+and the per-unit metrics do not apply to a CReLU network.
+
+Hook: ``build_network`` (SB3: carried by ``rl_plasticity.sb3.policies``; Linears it resizes are
+drawn as ``nn.Linear`` draws, not with SB3's orthogonal gains; an agent spec's ``init`` is
+applied to them like to every Linear).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from rl_plasticity.plasticity.architecture import WIDTHS, concat_activations
+from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.plasticity.protocol import Method, register_method
+from rl_plasticity.validate import check_choice
+
+
+class CReLUActivation(nn.Module):
+    """``[relu(z), relu(-z)]`` along the last dimension (twice the features)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.cat((torch.relu(z), torch.relu(-z)), dim=-1)
+
+
+@register_method("crelu")
+class CReLU(Method):
+    """Replace each hidden activation by CReLU.
+
+    :param module: the network; None: :meth:`attach` later (the architecture is changed by
+        :meth:`build_network`)
+    :param optimizer: unused
+    :param width: ``"double_fan_in"`` (keep the units, readers get twice the inputs) or
+        ``"halve_units"`` (half the units, the same number of features)
+    :param seed: unused
+    :param layers: unused
+    :param heads: unused
+    """
+
+    def __init__(
+        self,
+        module: nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        width: str = "double_fan_in",
+        seed: int | None = None,
+        layers: Sequence[HiddenLayer] | None = None,
+        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
+    ) -> None:
+        self.width = check_choice("width", width, WIDTHS)
+        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+
+    def build_network(self, module: nn.Module) -> nn.Module:
+        """Put CReLU in place of every hidden activation and resize the Linears around it.
+
+        :param module: the network
+        :return: ``module``, changed in place
+        """
+        concat_activations(module, CReLUActivation, self.width)
+        return module

@@ -1,0 +1,78 @@
+"""Deep Fourier features (Lewandowski, Schuurmans and Machado, *Plastic learning with deep Fourier
+features*, ICLR 2025, arXiv 2410.20634).
+
+Lewandowski et al. show that linear function approximation does not lose plasticity and propose
+an activation that stays close to linear for part of its units wherever the pre-activation lies:
+every layer concatenates a sine and a cosine of the same pre-activations,
+
+    phi(z) = [ sin(z), cos(z) ]             (2n features from n pre-activations z = W x + b)
+
+(where sin is near-linear, cos is near its extremum, and the reverse). The features double, as
+with CReLU: ``width="double_fan_in"`` (default) keeps each layer's units and doubles the fan-in of
+the Linears that read them, as phi is defined and as Plasticine's ``DFFLayer4Linear`` is used;
+``width="halve_units"`` keeps the number of features (n/2 units). The paper pairs the features
+with regularization (L2 or L2-init) in its best results; combine with ``l2``/``l2init`` specs for
+that. The paper's experiments are supervised continual learning; it has no RL setting, so
+``agents/ppo-fourier.toml`` keeps the PPO spec's.
+
+As for CReLU, the features are not one per unit, so unit-level methods (CBP, ReDo) and per-unit
+metrics find no hidden layer in such a network.
+
+Hook: ``build_network`` (SB3: carried by ``rl_plasticity.sb3.policies``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from rl_plasticity.plasticity.architecture import WIDTHS, concat_activations
+from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.plasticity.protocol import Method, register_method
+from rl_plasticity.validate import check_choice
+
+
+class FourierActivation(nn.Module):
+    """``[sin(z), cos(z)]`` along the last dimension (twice the features)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.cat((torch.sin(z), torch.cos(z)), dim=-1)
+
+
+@register_method("fourier")
+class DeepFourierFeatures(Method):
+    """Replace each hidden activation by ``[sin, cos]``.
+
+    :param module: the network; None: :meth:`attach` later (the architecture is changed by
+        :meth:`build_network`)
+    :param optimizer: unused
+    :param width: ``"double_fan_in"`` (keep the units, readers get twice the inputs) or
+        ``"halve_units"`` (half the units, the same number of features)
+    :param seed: unused
+    :param layers: unused
+    :param heads: unused
+    """
+
+    def __init__(
+        self,
+        module: nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        width: str = "double_fan_in",
+        seed: int | None = None,
+        layers: Sequence[HiddenLayer] | None = None,
+        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
+    ) -> None:
+        self.width = check_choice("width", width, WIDTHS)
+        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+
+    def build_network(self, module: nn.Module) -> nn.Module:
+        """Put ``[sin, cos]`` in place of every hidden activation and resize the Linears.
+
+        :param module: the network
+        :return: ``module``, changed in place
+        """
+        concat_activations(module, FourierActivation, self.width)
+        return module

@@ -1,0 +1,171 @@
+"""Architecture and reset methods: LayerNorm, CReLU, deep Fourier features, plasticity injection,
+Normalize-and-Project, periodic resets of the last layers (mechanism on known answers, then a
+few hundred steps of PPO, SAC and DQN each)."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import pytest
+import torch
+from stable_baselines3 import DQN, PPO, SAC
+from stable_baselines3.common.vec_env import DummyVecEnv
+from torch import nn
+
+from rl_plasticity.errors import ConfigError
+from rl_plasticity.plasticity.crelu import CReLU, CReLUActivation
+from rl_plasticity.plasticity.fourier import DeepFourierFeatures, FourierActivation
+from rl_plasticity.plasticity.layernorm import LayerNorm
+from rl_plasticity.plasticity.layers import find_hidden_layers
+from rl_plasticity.sb3.callbacks import method_callback
+from rl_plasticity.sb3.fast_ppo import FastPPO
+from rl_plasticity.sb3.networks import network_groups
+from rl_plasticity.sb3.policies import method_policy
+from tests.test_plasticity_sb3 import PhaseEveryNSteps
+
+torch.set_num_threads(1)
+
+ALGOS = {
+    "ppo": (PPO, "Pendulum-v1", dict(n_steps=64, batch_size=32, n_epochs=2), 256),
+    "sac": (SAC, "Pendulum-v1", dict(batch_size=32, learning_starts=50, buffer_size=1000), 200),
+    "dqn": (
+        DQN,
+        "CartPole-v1",
+        dict(batch_size=32, learning_starts=50, buffer_size=1000, train_freq=1),
+        300,
+    ),
+}
+
+
+def build(algo: str, method: dict | None = None, period: int = 10**9, cls=None):
+    """A tiny model of ``algo`` whose policy carries ``method``'s architecture hooks."""
+    base, env_id, kwargs, _ = ALGOS[algo]
+    cls = cls or base
+    policy, extra = method_policy(cls, "MlpPolicy", method) if method else ("MlpPolicy", {})
+    env = DummyVecEnv([lambda: PhaseEveryNSteps(gym.make(env_id), period)])
+    return cls(policy, env, policy_kwargs={"net_arch": [16, 16], **extra}, seed=0, **kwargs)
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.policy.state_dict().items()}
+
+
+def trained_params(group) -> set[int]:
+    return {id(p) for g in group.optimizer.param_groups for p in g["params"]}
+
+
+# -- LayerNorm -------------------------------------------------------------------------------
+
+
+def test_layernorm_normalizes_each_hidden_layer_and_leaves_the_output_alone():
+    net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    LayerNorm(elementwise_affine=False).build_network(net)
+    assert [type(m) for m in net] == [
+        nn.Linear, nn.LayerNorm, nn.ReLU, nn.Linear, nn.LayerNorm, nn.Tanh, nn.Linear
+    ]  # fmt: skip
+    z = net[1](net[0](torch.randn(64, 3) * 5 + 3))
+    assert torch.allclose(z.mean(-1), torch.zeros(64), atol=1e-5)
+    assert torch.allclose(z.var(-1, unbiased=False), torch.ones(64), atol=1e-3)
+    layers = find_hidden_layers(net)
+    assert [layer.layer_norm for layer in layers] == [net[1], net[4]]
+    # An output Linear -> Tanh with no head reading it (TD3's actor) gets no LayerNorm.
+    actor = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2), nn.Tanh())
+    LayerNorm().build_network(actor)
+    assert sum(isinstance(m, nn.LayerNorm) for m in actor) == 1
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
+def test_layernorm_trains_with_each_algorithm(algo):
+    model = build(algo, {"name": "layernorm"})
+    for group in network_groups(model):
+        assert group.layers and all(layer.layer_norm is not None for layer in group.layers)
+        assert all(id(layer.layer_norm.weight) in trained_params(group) for layer in group.layers)
+    norms = [m for m in model.policy.modules() if isinstance(m, nn.LayerNorm)]
+    model.learn(ALGOS[algo][3])
+    assert any(not torch.equal(m.weight, torch.ones_like(m.weight)) for m in norms)
+
+
+def test_cbp_replaces_units_of_a_layernorm_network():
+    model = build("ppo", {"name": "layernorm"})
+    cbp = method_callback("cbp", replacement_rate=0.05, maturity_threshold=4, seed=0)
+    model.learn(256, callback=cbp)
+    assert sum(cbp.replaced_total.values()) > 0
+    layer = network_groups(model)[0].layers[0]
+    assert layer.layer_norm is not None and layer.layer_norm.weight.grad is not None
+
+
+def test_fast_ppo_runs_sb3_code_for_a_layernorm_policy():
+    with pytest.warns(UserWarning, match="FastPPO runs SB3's PPO code paths.*MethodActorCritic"):
+        model = build("ppo", {"name": "layernorm"}, cls=FastPPO)
+    model.learn(128)
+    assert model.num_timesteps == 128
+
+
+# -- CReLU and deep Fourier features -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "activation", "halves"),
+    [
+        (CReLU, CReLUActivation, (torch.relu, lambda z: torch.relu(-z))),
+        (DeepFourierFeatures, FourierActivation, (torch.sin, torch.cos)),
+    ],
+)
+def test_concatenating_activation_doubles_the_features(method, activation, halves):
+    z = torch.randn(5, 7)
+    features = activation()(z)
+    assert features.shape == (5, 14)
+    assert torch.equal(features[:, :7], halves[0](z)) and torch.equal(features[:, 7:], halves[1](z))
+    net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 2))
+    method().build_network(net)
+    assert [(m.in_features, m.out_features) for m in net if isinstance(m, nn.Linear)] == [
+        (3, 8), (16, 6), (12, 2)
+    ]  # fmt: skip
+    assert isinstance(net[1], activation) and isinstance(net[3], activation)
+    assert net(torch.randn(4, 3)).shape == (4, 2)
+    halved = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 2))
+    method(width="halve_units").build_network(halved)
+    assert [(m.in_features, m.out_features) for m in halved if isinstance(m, nn.Linear)] == [
+        (3, 4), (8, 3), (6, 2)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["crelu", "fourier"])
+@pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
+def test_concatenating_activation_trains_with_each_algorithm(algo, name):
+    model = build(algo, {"name": name})
+    before = snapshot(model)
+    for group in network_groups(model):
+        doubled = [
+            m for m in group.module.modules() if isinstance(m, nn.Linear) and m.in_features == 32
+        ]
+        assert doubled, group.name  # every reader of a 16-unit layer reads 32 features
+        assert all(id(m.weight) in trained_params(group) for m in doubled)
+    model.learn(ALGOS[algo][3])
+    after = model.policy.state_dict()
+    moved = [k for k, v in after.items() if v.shape[-1:] == (32,) and not torch.equal(v, before[k])]
+    assert moved
+
+
+def test_crelu_model_saves_and_loads(tmp_path):
+    model = build("sac", {"name": "crelu"})
+    model.learn(100)
+    model.save(tmp_path / "m.zip")
+    loaded = SAC.load(tmp_path / "m.zip")
+    for key, value in model.policy.state_dict().items():
+        assert torch.equal(value, loaded.policy.state_dict()[key]), key
+    obs = torch.randn(3, 3)
+    with torch.no_grad():
+        assert torch.equal(model.policy.actor(obs, True), loaded.policy.actor(obs, True))
+
+
+def test_unknown_width_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"width.*double_fan_in, halve_units"):
+        CReLU(width="double")
+
+
+def test_no_warning_from_a_plain_layernorm_ppo():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build("ppo", {"name": "layernorm"}).learn(64)
