@@ -11,6 +11,7 @@ from stable_baselines3 import DQN, PPO, SAC
 from torch import nn
 
 from rl_plasticity.plasticity.cbp import CBP
+from rl_plasticity.plasticity.regrama import ReGraMa
 from rl_plasticity.plasticity.weight_clipping import WeightClipping
 from rl_plasticity.sb3.callbacks import method_callback
 from rl_plasticity.sb3.networks import network_groups
@@ -99,3 +100,33 @@ def test_weight_clipping_acts_with_every_algorithm(algo):
         for linear in linears(group.module):
             assert linear.weight.abs().max() <= 0.5 / math.sqrt(linear.in_features) + 1e-7
         assert callback.counters[f"{group.name}/at_bound"] > 0
+
+
+# -- ReGraMa -------------------------------------------------------------------------------------
+
+
+def test_regrama_resets_a_unit_with_zero_gradient_and_keeps_active_ones():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    with torch.no_grad():
+        net[0].bias.copy_(torch.tensor([5.0, -100.0, 5.0, 5.0]))  # unit 1 never fires: no
+        # gradient reaches its incoming weights; the others always do
+    sgd = torch.optim.SGD(net.parameters(), lr=0.0)  # the step itself changes nothing
+    regrama = ReGraMa(net, sgd, tau=0.0, every=1, seed=0)
+    before = [p.detach().clone() for p in net.parameters()]
+    net(torch.randn(16, 3)).pow(2).sum().backward()
+    grad = net[0].weight.grad.abs().amax(1)
+    assert grad[1] == 0 and torch.all(grad[[0, 2, 3]] > 0)
+    sgd.step()
+    assert regrama.replaced_total == {"0": 1}
+    assert not torch.equal(net[0].weight[1], before[0][1])  # re-drawn
+    assert net[0].bias[1] == 0 and torch.all(net[2].weight[:, 1] == 0)
+    active = [0, 2, 3]
+    assert torch.equal(net[0].weight[active], before[0][active])
+    assert torch.equal(net[2].weight[:, active], before[2][:, active])
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_regrama_resets_units_with_every_algorithm(algo):
+    _, callback = train_with(algo, {"name": "regrama", "tau": 0.5, "every": 5, "seed": 0})
+    assert sum(callback.replaced_total.values()) > 0

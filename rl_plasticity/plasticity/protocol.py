@@ -75,6 +75,7 @@ BUILTIN_MODULES = (
     "rl_plasticity.plasticity.fourier",
     "rl_plasticity.plasticity.er",
     "rl_plasticity.plasticity.weight_clipping",
+    "rl_plasticity.plasticity.regrama",
 )
 
 _REGISTRY: dict[str, type[Method]] = {}
