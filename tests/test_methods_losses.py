@@ -15,6 +15,7 @@ from torch import nn
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.er import EffectiveRankRegularizer, effective_rank
+from rl_plasticity.plasticity.parseval import Parseval
 from rl_plasticity.plasticity.protocol import make_method
 from rl_plasticity.sb3.callbacks import method_callback
 
@@ -100,6 +101,47 @@ def test_er_refuses_a_final_rate_above_the_start():
         make_method("er", {"er_lr": 1e-6, "er_lr_final": 1e-5})
 
 
+def hidden_net(width: int = 16, inputs: int = 24) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, width), nn.ReLU(), nn.Linear(width, 3))
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_parseval_penalty_and_gradient_vanish_for_a_scaled_orthogonal_matrix(scale):
+    net = hidden_net()
+    with torch.no_grad():
+        q, _ = torch.linalg.qr(torch.randn(24, 16, generator=torch.Generator().manual_seed(1)))
+        net[0].weight.copy_(scale**0.5 * q.T)  # 16 orthogonal rows of squared norm s
+    method = Parseval(net, None, coeff=1e-3, scale=scale)
+    term = method.loss_term(None)
+    assert float(term.detach()) == pytest.approx(0.0, abs=1e-9)
+    (grad,) = torch.autograd.grad(term, net[0].weight)
+    assert grad.abs().max() < 1e-8
+    # the output layer is not regularized: a huge head changes nothing
+    with torch.no_grad():
+        net[2].weight.mul_(100)
+    assert float(method.loss_term(None).detach()) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_parseval_gradient_is_the_analytic_one_and_pulls_toward_orthogonality():
+    net = hidden_net()
+    weight = net[0].weight
+    method = Parseval(net, None, coeff=0.5, scale=2.0, reference_width=32)
+    term = method.loss_term(None)
+    (grad,) = torch.autograd.grad(term, weight)
+    w = weight.detach()
+    factor = (32 / 16) ** 2
+    expected = 4 * 0.5 * factor * (w @ w.T - 2.0 * torch.eye(16)) @ w
+    assert torch.allclose(grad, expected, atol=1e-5)
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3)
+    method.attach(net, optimizer)
+    before = float(method.penalty().detach())
+    for _ in range(20):
+        optimizer.zero_grad()
+        (net(torch.randn(4, 24)).sum() * 0).backward()
+        optimizer.step()
+    assert float(method.penalty().detach()) < 0.9 * before
+
+
 # -- every method with PPO, SAC and DQN, as a callback -------------------------------------------
 
 TINY = dict(net_arch=[16, 16])
@@ -139,6 +181,7 @@ STEPS = {"ppo": 256, "sac": 200, "dqn": 250}
 METHODS = {
     "er": ({"coeff": 0.1}, "terms"),
     "er_separate": ({"er_lr": 1e-4}, "er_steps"),
+    "parseval": ({}, "terms"),
 }
 
 

@@ -74,6 +74,7 @@ BUILTIN_MODULES = (
     "rl_plasticity.plasticity.crelu",
     "rl_plasticity.plasticity.fourier",
     "rl_plasticity.plasticity.er",
+    "rl_plasticity.plasticity.parseval",
     "rl_plasticity.plasticity.weight_clipping",
     "rl_plasticity.plasticity.regrama",
 )
