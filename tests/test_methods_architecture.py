@@ -16,8 +16,10 @@ from torch import nn
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.crelu import CReLU, CReLUActivation
 from rl_plasticity.plasticity.fourier import DeepFourierFeatures, FourierActivation
+from rl_plasticity.plasticity.layer_reset import LayerReset
 from rl_plasticity.plasticity.layernorm import LayerNorm
 from rl_plasticity.plasticity.layers import find_hidden_layers
+from rl_plasticity.plasticity.nap import NormalizeAndProject
 from rl_plasticity.sb3.callbacks import method_callback
 from rl_plasticity.sb3.fast_ppo import FastPPO
 from rl_plasticity.sb3.networks import network_groups
@@ -169,3 +171,88 @@ def test_no_warning_from_a_plain_layernorm_ppo():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build("ppo", {"name": "layernorm"}).learn(64)
+
+
+# -- Normalize-and-Project ---------------------------------------------------------------------
+
+
+def test_nap_keeps_each_normalized_layer_at_its_initial_norm():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 1))
+    nap = NormalizeAndProject()
+    nap.build_network(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
+    nap.attach(net, optimizer)
+    hidden = [net[0].weight, net[3].weight]
+    start = [float(w.detach().norm()) for w in hidden]
+    output_start = float(net[6].weight.detach().norm())
+    x, y = torch.randn(64, 4), torch.randn(64, 1) * 10
+    for _ in range(50):
+        optimizer.zero_grad()
+        nn.functional.mse_loss(net(x), y).backward()
+        optimizer.step()
+    assert [float(w.detach().norm()) for w in hidden] == pytest.approx(start, rel=1e-5)
+    # the output layer is not projected
+    assert float(net[6].weight.detach().norm()) != pytest.approx(output_start, rel=1e-2)
+    assert nap.steps == 50
+    nap.detach()  # without the projection the same training moves the norms
+    for _ in range(50):
+        optimizer.zero_grad()
+        nn.functional.mse_loss(net(x), y).backward()
+        optimizer.step()
+    assert [float(w.detach().norm()) for w in hidden] != pytest.approx(start, rel=1e-3)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
+def test_nap_trains_with_each_algorithm(algo):
+    model = build(algo, {"name": "nap"})
+    nap = method_callback("nap", seed=0)
+    model.learn(ALGOS[algo][3], callback=nap)
+    for group in network_groups(model):
+        norms = nap.state_dict()["cores"][group.name]["norms"]
+        weights = [layer.incoming.weight for layer in group.layers]
+        assert [float(w.detach().norm()) for w in weights] == pytest.approx(norms, rel=1e-5)
+        assert nap.state_dict()["cores"][group.name]["steps"] > 0
+
+
+# -- periodic resets of the last layers ---------------------------------------------------------
+
+
+def test_layer_reset_redraws_the_last_layers_only_and_drops_their_adam_state():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    reset = LayerReset(net, optimizer, n_layers=2, every=5, init="lecun_uniform", seed=0)
+    assert reset.reset_modules == [net[4], net[2]]
+    x, y = torch.randn(32, 4), torch.randn(32, 2)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        nn.functional.mse_loss(net(x), y).backward()
+        optimizer.step()
+
+    for _ in range(4):
+        step()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    step()  # the 5th step: step, then reset
+    after = net.state_dict()
+    assert reset.resets == 1
+    assert not torch.equal(after["0.weight"], before["0.weight"])  # the step itself moved it
+    for name in ("2.weight", "4.weight"):
+        assert (after[name] - before[name]).abs().max() > 0.05  # re-drawn, not a small step
+    assert torch.equal(after["4.bias"], torch.zeros(2))  # lecun_uniform: zero biases
+    assert net[0].weight in optimizer.state and optimizer.state[net[0].weight]["step"] == 5
+    for param in (*net[2].parameters(), *net[4].parameters()):
+        assert param not in optimizer.state
+    drawn = net[4].weight.detach().clone()
+    step()
+    assert not torch.equal(net[4].weight, drawn)  # it trains after the reset
+    assert optimizer.state[net[4].weight]["step"] == 1
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
+def test_layer_reset_at_each_change_with_each_algorithm(algo):
+    model = build(algo, period=60)
+    cb = method_callback("layer_reset", every=0, at_change=True, seed=0)
+    model.learn(ALGOS[algo][3], callback=cb)
+    assert cb.counters["layer_resets"] == ALGOS[algo][3] // 60

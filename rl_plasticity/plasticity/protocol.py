@@ -73,6 +73,8 @@ BUILTIN_MODULES = (
     "rl_plasticity.plasticity.layernorm",
     "rl_plasticity.plasticity.crelu",
     "rl_plasticity.plasticity.fourier",
+    "rl_plasticity.plasticity.nap",
+    "rl_plasticity.plasticity.layer_reset",
     "rl_plasticity.plasticity.er",
     "rl_plasticity.plasticity.parseval",
     "rl_plasticity.plasticity.weight_clipping",

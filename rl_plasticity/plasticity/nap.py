@@ -1,0 +1,116 @@
+"""Normalize-and-Project (Lyle, Zheng, Khetarpal, Martens, van Hasselt, Pascanu and Dabney,
+*Normalization and effective learning rates in reinforcement learning*, NeurIPS 2024,
+arXiv 2407.01800).
+
+Normalization makes a layer's output invariant to the scale of its incoming weights, and then
+the weights' norm grows during training, which silently decays the *effective* learning rate
+(eta_eff ~ eta / ||W||^2) and costs plasticity. NaP keeps the effective learning rate fixed:
+
+1. *Normalize*: a LayerNorm before each hidden nonlinearity (here as the ``layernorm`` method,
+   ``LayerNorm(z)`` with learned scale and offset).
+2. *Project*: after every optimizer step, each normalized layer's weight matrix is put back on the
+   sphere of its initial norm,
+
+       W_l <- ||W_l^(0)||_F * W_l / ||W_l||_F
+
+   which leaves the function computed unchanged (LayerNorm is scale-invariant in W_l, up to its
+   eps) and undoes the growth of ||W_l||.
+
+Here the projected matrices are the incoming weights of the hidden layers that have a LayerNorm
+(``HiddenLayer.incoming.weight``; biases are left alone: LayerNorm's mean subtraction cancels
+only their common part); the output layers (no normalization after them) and LayerNorm's scale
+and offset are not projected. ||W_l^(0)|| is measured when the method attaches (SB3: at the start
+of the first ``learn()``, after the agent spec's ``init``) and saved in the method's state so a
+resumed run projects onto the same norms. No paper setting for PPO: ``agents/ppo-nap.toml``
+keeps the PPO spec's.
+
+Hooks: ``build_network`` (the LayerNorms; SB3: carried by ``rl_plasticity.sb3.policies``) and
+``after_step`` (the projection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from rl_plasticity.errors import ConfigError
+from rl_plasticity.plasticity.layernorm import insert_layer_norms
+from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.plasticity.protocol import Method, register_method
+from rl_plasticity.validate import check_number
+
+
+@register_method("nap")
+class NormalizeAndProject(Method):
+    """LayerNorm before each hidden activation; after each step, each normalized layer's weights
+    are projected back to their initial Frobenius norm.
+
+    :param module: the network (already normalized, e.g. by :meth:`build_network`); None:
+        :meth:`attach` later
+    :param optimizer: its optimizer (the projection runs after each of its steps)
+    :param elementwise_affine: LayerNorm's learned scale and offset
+    :param eps: LayerNorm's epsilon
+    :param seed: unused
+    :param layers: the hidden layers; None: found in ``module``
+    :param heads: for ``find_hidden_layers``
+    """
+
+    needs_layers = True
+
+    def __init__(
+        self,
+        module: nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        elementwise_affine: bool = True,
+        eps: float = 1e-5,
+        seed: int | None = None,
+        layers: Sequence[HiddenLayer] | None = None,
+        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
+    ) -> None:
+        if not isinstance(elementwise_affine, bool):
+            raise ConfigError("elementwise_affine", elementwise_affine, "true or false")
+        self.elementwise_affine = elementwise_affine
+        self.eps = check_number("eps", eps, 0.0, low_open=True)
+        self.weights: list[torch.Tensor] = []
+        self.norms: list[float] = []
+        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+
+    def build_network(self, module: nn.Module) -> nn.Module:
+        """Insert a LayerNorm between each hidden Linear and its activation.
+
+        :param module: the network
+        :return: ``module``, changed in place
+        """
+        insert_layer_norms(module, self.eps, self.elementwise_affine)
+        return module
+
+    def setup(self) -> None:
+        self.weights = [layer.incoming.weight for layer in self.layers if layer.layer_norm]
+        if not self.weights:
+            raise ValueError(
+                f"{type(self).__name__} found no hidden layer with a LayerNorm: build the "
+                "network with build_network (SB3: the policy from method_policy)"
+            )
+        self.norms = [float(w.detach().norm()) for w in self.weights]
+
+    def after_step(self) -> None:
+        self.project()
+
+    def project(self) -> None:
+        """Put each normalized layer's weights back on the sphere of its initial norm."""
+        with torch.no_grad():
+            for weight, norm in zip(self.weights, self.norms, strict=True):
+                weight.mul_(norm / weight.norm().clamp_min(1e-12))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step count and the initial norms."""
+        return {**super().state_dict(), "norms": list(self.norms)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s output (the initial norms of the first attach)."""
+        super().load_state_dict(state)
+        self.norms = [float(n) for n in state["norms"]]
