@@ -17,6 +17,7 @@ from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.er import EffectiveRankRegularizer, effective_rank
 from rl_plasticity.plasticity.parseval import Parseval
 from rl_plasticity.plasticity.protocol import make_method
+from rl_plasticity.plasticity.spectral import SpectralRegularizer
 from rl_plasticity.sb3.callbacks import method_callback
 
 torch.set_num_threads(1)
@@ -142,6 +143,48 @@ def test_parseval_gradient_is_the_analytic_one_and_pulls_toward_orthogonality():
     assert float(method.penalty().detach()) < 0.9 * before
 
 
+def with_singular_values(values: list[float], shape: tuple[int, int]) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(2)
+    left, _ = torch.linalg.qr(torch.randn(shape[0], shape[0], generator=gen))
+    right, _ = torch.linalg.qr(torch.randn(shape[1], shape[1], generator=gen))
+    middle = torch.zeros(shape)
+    middle[range(len(values)), range(len(values))] = torch.tensor(values)
+    return left @ middle @ right.T
+
+
+def test_spectral_penalty_and_gradient_vanish_when_sigma_max_is_one():
+    net = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        net[0].weight.copy_(with_singular_values([1.0, 0.6, 0.3], (8, 12)))
+        net[2].weight.copy_(with_singular_values([1.0, 0.5], (3, 8)))
+        net[0].bias.zero_()
+        net[2].bias.zero_()
+    method = SpectralRegularizer(net, None, coeff=1.0, power_iterations=50, seed=0)
+    term = method.loss_term(None)
+    assert float(term.detach()) == pytest.approx(0.0, abs=1e-8)
+    grads = torch.autograd.grad(term, [p for p in net.parameters()])
+    assert max(float(g.abs().max()) for g in grads) < 1e-5
+    assert method.counters()["sigma_max"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_spectral_power_iteration_tracks_sigma_max_and_the_penalty_pulls_it_to_one():
+    net = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        net[0].weight.copy_(with_singular_values([3.0, 1.0, 0.5], (8, 12)))
+    optimizer = torch.optim.SGD(net[0].parameters(), lr=1e-3)
+    method = SpectralRegularizer(net, optimizer, coeff=1.0, k=2.0, seed=0)
+    assert method.linears == [net[0]]  # only the Linears the optimizer trains
+    x = torch.randn(4, 12)
+    for _ in range(40):  # one power iteration per step, carried over
+        optimizer.zero_grad()
+        (net(x).sum() * 0).backward()
+        optimizer.step()
+    sigma = float(torch.linalg.svdvals(net[0].weight.detach())[0])
+    assert 1.0 < sigma < 2.0  # pulled from 3 toward 1
+    assert method.sigmas[0] == pytest.approx(sigma, rel=0.05)
+    assert method.terms == 40
+
+
 # -- every method with PPO, SAC and DQN, as a callback -------------------------------------------
 
 TINY = dict(net_arch=[16, 16])
@@ -182,6 +225,7 @@ METHODS = {
     "er": ({"coeff": 0.1}, "terms"),
     "er_separate": ({"er_lr": 1e-4}, "er_steps"),
     "parseval": ({}, "terms"),
+    "spectral": ({}, "terms"),
 }
 
 

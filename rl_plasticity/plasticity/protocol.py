@@ -77,6 +77,7 @@ BUILTIN_MODULES = (
     "rl_plasticity.plasticity.layer_reset",
     "rl_plasticity.plasticity.er",
     "rl_plasticity.plasticity.parseval",
+    "rl_plasticity.plasticity.spectral",
     "rl_plasticity.plasticity.weight_clipping",
     "rl_plasticity.plasticity.regrama",
 )
