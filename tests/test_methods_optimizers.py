@@ -12,6 +12,7 @@ from torch import nn
 
 from rl_plasticity.plasticity.cbp import CBP
 from rl_plasticity.plasticity.regrama import ReGraMa
+from rl_plasticity.plasticity.upgd import UPGDOptimizer
 from rl_plasticity.plasticity.weight_clipping import WeightClipping
 from rl_plasticity.sb3.callbacks import method_callback
 from rl_plasticity.sb3.networks import network_groups
@@ -130,3 +131,44 @@ def test_regrama_resets_a_unit_with_zero_gradient_and_keeps_active_ones():
 def test_regrama_resets_units_with_every_algorithm(algo):
     _, callback = train_with(algo, {"name": "regrama", "tau": 0.5, "every": 5, "seed": 0})
     assert sum(callback.replaced_total.values()) > 0
+
+
+# -- UPGD ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.0])
+def test_upgd_protects_by_utility(sigma):
+    w = nn.Parameter(torch.ones(4))
+    w.grad = torch.tensor([-2.0, 0.0, 1.0, 50.0])  # utility -g w: 2 (the largest), 0, -1, -50
+    upgd = UPGDOptimizer([w], lr=0.1, weight_decay=0.0, beta_utility=0.0, sigma=sigma)
+    torch.manual_seed(0)
+    noise = torch.randn(4) * sigma
+    torch.manual_seed(0)
+    upgd.step()
+    keep = 1 - torch.sigmoid(torch.tensor([1.0, 0.0, -0.5, -25.0]))  # utility / max utility
+    assert torch.allclose(w.detach(), 1 - 0.1 * (w.grad + noise) * keep)
+    assert keep[0] < 0.27 and keep[3] > 0.999  # most useful: a quarter; useless: all
+
+
+def test_upgd_adaptive_is_adam_when_nothing_is_protected():
+    w = nn.Parameter(torch.ones(3))
+    w.grad = torch.tensor([1.0, 2.0, 3.0])  # utilities all negative: nothing protected
+    upgd = UPGDOptimizer([w], lr=0.1, weight_decay=0.0, sigma=0.0, adaptive=True, eps=0.0)
+    upgd.step()
+    assert torch.allclose(w.detach(), torch.full((3,), 0.9))  # Adam's first step: lr * sign(g)
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_upgd_trains_every_algorithm_and_is_saved(algo, tmp_path):
+    model, _ = train_with(algo, {"name": "upgd", "adaptive": True})
+    groups = network_groups(model)
+    assert all(isinstance(g.optimizer, UPGDOptimizer) for g in groups)
+    state = groups[0].optimizer.state_dict()
+    assert state["state"] and all("avg_utility" in s for s in state["state"].values())
+    model.save(tmp_path / "model.zip")
+    loaded = type(model).load(tmp_path / "model.zip")
+    again = network_groups(loaded)[0].optimizer
+    assert isinstance(again, UPGDOptimizer) and again.param_groups[0]["adaptive"]
+    first = next(iter(state["state"]))
+    saved = again.state_dict()["state"][first]["avg_utility"]
+    assert torch.equal(saved, state["state"][first]["avg_utility"])

@@ -80,6 +80,7 @@ BUILTIN_MODULES = (
     "rl_plasticity.plasticity.spectral",
     "rl_plasticity.plasticity.weight_clipping",
     "rl_plasticity.plasticity.regrama",
+    "rl_plasticity.plasticity.upgd",
 )
 
 _REGISTRY: dict[str, type[Method]] = {}
