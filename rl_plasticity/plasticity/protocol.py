@@ -32,7 +32,8 @@ and critic, DQN's Q-net), with seeds ``seed, seed + 1, ...``. The hooks, each a 
   clipping, projections). :attr:`Method.steps` counts this network's optimizer steps; every
   ``every`` setting of every method counts optimizer steps of the network it acts on (not
   environment steps). :meth:`Method.take_features` gives each hidden layer's features on the step's
-  minibatch when the class sets ``records_features``.
+  minibatch when the class sets ``records_features``. :meth:`Method.before_step` -- before each
+  optimizer step, on the finished gradient (noisy SGD).
 * :meth:`Method.on_context_change` -- when the environment changes (read by the SB3 callback from
   ``info["context"]["phase"]``): reset, shrink-and-perturb at shifts, injection at shifts.
 * :meth:`Method.state_dict` / :meth:`Method.load_state_dict` -- everything needed to continue
@@ -78,6 +79,7 @@ BUILTIN_MODULES = (
     "rl_plasticity.plasticity.er",
     "rl_plasticity.plasticity.parseval",
     "rl_plasticity.plasticity.spectral",
+    "rl_plasticity.plasticity.noisy_sgd",
     "rl_plasticity.plasticity.weight_clipping",
     "rl_plasticity.plasticity.regrama",
     "rl_plasticity.plasticity.upgd",
@@ -298,6 +300,10 @@ class Method:
     def after_step(self) -> None:
         """Called after each optimizer step (:attr:`steps` already counts it)."""
 
+    def before_step(self) -> None:
+        """Called before each optimizer step, once the step's gradient (``loss_term``'s included)
+        is in ``.grad``: change the gradient (noisy SGD). :attr:`steps` does not count it yet."""
+
     def loss_term(self, features: list[torch.Tensor] | None) -> torch.Tensor | None:
         """A term added to the loss of each optimizer step (its gradient is added to ``.grad``).
 
@@ -377,6 +383,9 @@ class Method:
             self._handles.append(optimizer.register_step_post_hook(self._post_step))
             if overrides(self, "loss_term"):
                 self._handles.append(optimizer.register_step_pre_hook(self._pre_step))
+            if overrides(self, "before_step"):
+                hook = optimizer.register_step_pre_hook(lambda *_: self.before_step())
+                self._handles.append(hook)
         self.setup()
         return self
 
