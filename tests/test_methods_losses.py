@@ -15,6 +15,7 @@ from torch import nn
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.er import EffectiveRankRegularizer, effective_rank
+from rl_plasticity.plasticity.noisy_sgd import NoisySGD
 from rl_plasticity.plasticity.parseval import Parseval
 from rl_plasticity.plasticity.protocol import make_method
 from rl_plasticity.plasticity.spectral import SpectralRegularizer
@@ -185,6 +186,65 @@ def test_spectral_power_iteration_tracks_sigma_max_and_the_penalty_pulls_it_to_o
     assert method.terms == 40
 
 
+class SetGrad(torch.optim.SGD):
+    """SGD with lr 0 that keeps the gradient each step saw (after the pre-step hooks)."""
+
+    def __init__(self, params) -> None:
+        super().__init__(params, lr=0.0)
+        self.seen: list[list[torch.Tensor]] = []
+
+    def step(self, closure=None):
+        self.seen.append([p.grad.clone() for g in self.param_groups for p in g["params"]])
+        return super().step(closure)
+
+
+@pytest.mark.parametrize("per_tensor", [True, False])
+def test_noisy_sgd_noise_has_the_configured_relative_scale_and_decays(per_tensor):
+    big = nn.Parameter(torch.zeros(200, 100))
+    small = nn.Parameter(torch.zeros(50_000))
+    optimizer = SetGrad([big, small])
+    method = NoisySGD(
+        nn.Module(), optimizer, noise_scale=0.1, noise_decay=0.5, per_tensor=per_tensor, seed=0
+    )
+    grads = [torch.full((200, 100), 3.0), torch.full((50_000,), 0.01)]
+    for _ in range(3):
+        big.grad, small.grad = (g.clone() for g in grads)
+        optimizer.step()
+    assert method.noisy_steps == 3
+    whole = float(torch.sqrt(sum(g.square().sum() for g in grads)))
+    for t, seen in enumerate(optimizer.seen):
+        for grad, noisy in zip(grads, seen, strict=True):
+            noise = noisy - grad
+            norm = float(grad.norm()) if per_tensor else whole
+            expected_std = 0.1 * 0.5**t * norm
+            assert float(noise.mean()) == pytest.approx(0.0, abs=0.05 * expected_std)
+            assert float(noise.std()) == pytest.approx(expected_std, rel=0.05)
+    assert method.counters()["noise_scale"] == pytest.approx(0.1 * 0.5**3)
+
+
+def test_noisy_sgd_restarts_its_decay_at_a_change_and_is_reproducible():
+    def run(seed: int) -> tuple[NoisySGD, SetGrad]:
+        param = nn.Parameter(torch.zeros(1000))
+        optimizer = SetGrad([param])
+        method = NoisySGD(
+            nn.Module(), optimizer, noise_decay=0.5, restart_on_change=True, seed=seed
+        )
+        for step in range(4):
+            if step == 2:
+                method.on_context_change(1)
+            param.grad = torch.ones(1000)
+            optimizer.step()
+        return method, optimizer
+
+    method, optimizer = run(0)
+    assert method.acts_on_change
+    stds = [float((seen[0] - 1).std()) for seen in optimizer.seen]
+    expected = [0.01 * 0.5**t * 1000**0.5 for t in (0, 1, 0, 1)]
+    assert stds == pytest.approx(expected, rel=0.1)
+    _, again = run(0)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(optimizer.seen, again.seen, strict=True))
+
+
 # -- every method with PPO, SAC and DQN, as a callback -------------------------------------------
 
 TINY = dict(net_arch=[16, 16])
@@ -220,21 +280,22 @@ ALGOS = {
 }
 STEPS = {"ppo": 256, "sac": 200, "dqn": 250}
 
-#: method -> (settings, the counter that must be positive for every network: it acted)
+#: case -> (method, settings, the counter that must be positive for every network: it acted)
 METHODS = {
-    "er": ({"coeff": 0.1}, "terms"),
-    "er_separate": ({"er_lr": 1e-4}, "er_steps"),
-    "parseval": ({}, "terms"),
-    "spectral": ({}, "terms"),
+    "er": ("er", {"coeff": 0.1}, "terms"),
+    "er_separate": ("er", {"er_lr": 1e-4}, "er_steps"),
+    "parseval": ("parseval", {}, "terms"),
+    "spectral": ("spectral", {}, "terms"),
+    "noisy_sgd": ("noisy_sgd", {}, "noisy_steps"),
 }
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_method_trains_with_each_algorithm_and_acts(method, algo):
-    settings, counter = METHODS[method]
+    name, settings, counter = METHODS[method]
     model = ALGOS[algo]()
-    callback = method_callback(method.split("_")[0], seed=0, **settings)
+    callback = method_callback(name, seed=0, **settings)
     model.learn(STEPS[algo], callback=callback)
     acted = {k: v for k, v in callback.counters.items() if k.endswith("/" + counter)}
     assert acted and all(v > 0 for v in acted.values()), callback.counters
