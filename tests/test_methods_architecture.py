@@ -16,6 +16,8 @@ from torch import nn
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.crelu import CReLU, CReLUActivation
 from rl_plasticity.plasticity.fourier import DeepFourierFeatures, FourierActivation
+from rl_plasticity.plasticity.injection import InjectedFeatures, InjectedLinear, Injection
+from rl_plasticity.plasticity.injection import sites as injection_sites
 from rl_plasticity.plasticity.layer_reset import LayerReset
 from rl_plasticity.plasticity.layernorm import LayerNorm
 from rl_plasticity.plasticity.layers import find_hidden_layers
@@ -256,3 +258,67 @@ def test_layer_reset_at_each_change_with_each_algorithm(algo):
     cb = method_callback("layer_reset", every=0, at_change=True, seed=0)
     model.learn(ALGOS[algo][3], callback=cb)
     assert cb.counters["layer_resets"] == ALGOS[algo][3] // 60
+
+
+# -- plasticity injection -----------------------------------------------------------------------
+
+
+def test_injection_keeps_the_output_freezes_the_old_head_and_trains_the_new_one():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    method = Injection(at_change=True, init="lecun_uniform", seed=0)
+    method.build_network(net)
+    assert [type(m) for m in net] == [nn.Linear, nn.ReLU, InjectedFeatures, InjectedLinear]
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    method.attach(net, optimizer)
+    x, y = torch.randn(32, 4), torch.randn(32, 2)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        nn.functional.mse_loss(net(x), y).backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    with torch.no_grad():
+        before = net(x)
+    old = [net[2].linears[0].weight, net[3].linears[0].weight]
+    new = [net[2].linears[1].weight, net[3].linears[1].weight]
+    new0 = [net[2].linears[2].weight, net[3].linears[2].weight]
+    assert method.inject()
+    with torch.no_grad():
+        assert torch.equal(net(x), before)  # unchanged at the moment of injection
+    assert all(torch.equal(a, b) for a, b in zip(new, new0, strict=True))
+    in_optimizer = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert all(id(w) in in_optimizer for w in new)
+    assert all(not w.requires_grad for w in old + new0) and all(w.requires_grad for w in new)
+    assert all(w not in optimizer.state for w in old + new)  # state dropped / fresh
+    frozen = [w.detach().clone() for w in old + new0]
+    drawn = [w.detach().clone() for w in new]
+    step()
+    assert all(torch.equal(w, f) for w, f in zip(old + new0, frozen, strict=True))
+    assert all(not torch.equal(w, d) for w, d in zip(new, drawn, strict=True))
+    assert optimizer.state[new[0]]["step"] == 1
+    assert not method.inject()  # max_injections = 1
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
+def test_injection_at_a_change_with_each_algorithm(algo, tmp_path):
+    model = build(algo, {"name": "injection"}, period=90)
+    cb = method_callback("injection", seed=0)
+    model.learn(ALGOS[algo][3], callback=cb)
+    assert cb.counters["injections"] == 1
+    for group in network_groups(model):
+        for site in injection_sites(group.module):
+            new, new0 = site.linears[1], site.linears[2]
+            assert int(site.injected) == 1 and new.weight.requires_grad
+            assert not torch.equal(new.weight, new0.weight)  # theta' trained after injection
+    if algo == "sac":  # the target computes the injected heads too
+        assert all(int(s.injected) == 1 for s in injection_sites(model.policy.critic_target))
+        model.save(tmp_path / "m.zip")
+        loaded = SAC.load(tmp_path / "m.zip")
+        obs = torch.randn(5, 3)
+        with torch.no_grad():
+            assert torch.equal(model.policy.actor(obs, True), loaded.policy.actor(obs, True))
+        flags = [p.requires_grad for p in loaded.policy.actor.parameters()]
+        assert flags == [p.requires_grad for p in model.policy.actor.parameters()]

@@ -89,14 +89,16 @@ def replace_module(module: nn.Module, old: nn.Module, new: nn.Module) -> None:
     :param new: its replacement
     :raises ValueError: if ``old`` is not a submodule of ``module``
     """
-    found = False
-    for parent in module.modules():
-        for name, child in list(parent.named_children()):
-            if child is old:
-                setattr(parent, name, new)
-                found = True
-    if not found:
+    places = [
+        (parent, name)
+        for parent in module.modules()
+        for name, child in parent.named_children()
+        if child is old
+    ]
+    if not places:
         raise ValueError(f"{type(old).__name__} is not a submodule of {type(module).__name__}")
+    for parent, name in places:  # found first: ``new`` may hold ``old``
+        setattr(parent, name, new)
 
 
 def resized_linear(linear: nn.Linear, in_features: int, out_features: int) -> nn.Linear:

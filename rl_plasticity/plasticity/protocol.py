@@ -76,6 +76,7 @@ BUILTIN_MODULES = (
     "rl_plasticity.plasticity.fourier",
     "rl_plasticity.plasticity.nap",
     "rl_plasticity.plasticity.layer_reset",
+    "rl_plasticity.plasticity.injection",
     "rl_plasticity.plasticity.er",
     "rl_plasticity.plasticity.parseval",
     "rl_plasticity.plasticity.spectral",
