@@ -19,6 +19,7 @@ environments in one DummyVecEnv and ``n_steps = 2048 / n_envs`` (the same sample
 
     .venv/bin/python -m bench.bench_engine --env HalfCheetah-v5 Ant-v5 --steps 8192 --repeats 3 \\
         --n-envs 8 --specs --out bench/results/engine.md
+    .venv/bin/python -m bench.bench_engine --env HalfCheetah-v5 --steps 8192 --profile
 """
 
 from __future__ import annotations
@@ -196,6 +197,23 @@ def spec_table(env_id: str, steps: int, repeats: int) -> list[str]:
     return lines
 
 
+def profile(env_id: str, steps: int) -> None:
+    """Print pyinstrument's profile of ``steps`` steps of SB3's PPO and of the engine, each after
+    a one-rollout warm-up (pyinstrument is in the ``dev`` extra)."""
+    from pyinstrument import Profiler
+
+    for algorithm in ("PPO", "FastPPO"):
+        spec = agent(algorithm=algorithm)
+        env = EnvSpec(name=env_id, path=Path(), env_id=env_id)
+        model = build_model(spec, make_vec_env(env, spec), 0, "cpu")
+        model.learn(model.n_steps)
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        model.learn(steps, reset_num_timesteps=False)
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False, show_all=True))
+
+
 def main() -> None:
     """Measure, print and optionally write the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -206,8 +224,12 @@ def main() -> None:
     parser.add_argument("--specs", action="store_true", help="also every PPO spec on the engine")
     parser.add_argument("--specs-env", default="HalfCheetah-v5")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables here")
+    parser.add_argument("--profile", action="store_true", help="only print a profile of each")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.profile:
+        profile(args.env[0], args.steps)
+        return
     lines = engine_table(args.env, args.steps, args.repeats, args.n_envs)
     if args.specs:
         lines += ["", *spec_table(args.specs_env, args.steps, args.repeats)]
