@@ -7,18 +7,23 @@ What users reach for is importable from here (``from rl_plasticity import Contin
 each name is imported when first used (PEP 562), so ``import rl_plasticity`` loads neither torch
 nor stable-baselines3.
 
-Importing the package registers the shipped environment presets with gymnasium
-(``gymnasium.make("rl_plasticity/SlipperyAnt-v0")``); that needs gymnasium, and only the
-``gym_id`` line of each preset file is read. Where the package is not imported first,
-``gymnasium.make("rl_plasticity:rl_plasticity/SlipperyAnt-v0")`` imports it.
+The shipped environment presets are registered with gymnasium
+(``gymnasium.make("rl_plasticity/SlipperyAnt-v0")``) as soon as both this package and gymnasium
+are imported, in either order, without importing gymnasium here: importing a pure layer
+(``rl_plasticity.validate``, ``metrics.functional``, ``plasticity.protocol``,
+``nonstationary.schedules``) loads neither gymnasium nor SB3. Only the ``gym_id`` line of each
+preset file is read. ``gymnasium.make("rl_plasticity:rl_plasticity/SlipperyAnt-v0")`` imports the
+package itself.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
 from typing import Any
-
-from rl_plasticity.specs import register_presets
 
 __version__ = "0.1.0"
 
@@ -44,10 +49,11 @@ _EXPORTS = {
     # specs and errors
     "load_env_spec": "rl_plasticity.specs",
     "load_agent_spec": "rl_plasticity.specs",
+    "register_presets": "rl_plasticity.specs",
     "ConfigError": "rl_plasticity.errors",
 }
 
-__all__ = [*_EXPORTS, "__version__", "register_presets"]
+__all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -62,4 +68,33 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-register_presets()
+def _register_presets() -> None:
+    from rl_plasticity.specs import register_presets
+
+    register_presets()
+
+
+class _RegisterWhenGymnasiumLoads(importlib.abc.MetaPathFinder):
+    """Registers the presets right after gymnasium is first imported (a one-shot import hook)."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "gymnasium":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            execute(module)
+            _register_presets()
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+if "gymnasium" in sys.modules:
+    _register_presets()
+elif not any(isinstance(f, _RegisterWhenGymnasiumLoads) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWhenGymnasiumLoads())

@@ -6,7 +6,7 @@ the algorithm's ``VecNormalize`` if any), forwards it through each trained netwo
 hooks on the hidden layers' activation modules, and computes the metrics of
 :mod:`rl_plasticity.metrics.functional` per hidden layer. Values go to the SB3 logger under short
 keys that every SB3 output format takes whole (``plasticity/pi1/dead``: see
-:mod:`rl_plasticity.metrics.keys`) and, with ``csv_path``, to one CSV row per measurement under
+:mod:`rl_plasticity.logger_keys`) and, with ``csv_path``, to one CSV row per measurement under
 the full names ``plasticity/<net>/<layer>/<metric>``, with the timestep and the environment's
 context (``info["context"]``: phase, physics values).
 
@@ -29,9 +29,9 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from torch import nn
 
+from rl_plasticity.logger_keys import layer_labels
 from rl_plasticity.metrics import functional as fm
 from rl_plasticity.metrics.hessian import hessian_spectrum
-from rl_plasticity.metrics.keys import layer_labels
 from rl_plasticity.metrics.probe import probe_loss
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.sb3 import algorithms

@@ -15,19 +15,29 @@ its docstring and ``envs/README.md`` give the schema.
     ['friction', 'global_step', 'phase']
 """
 
-from rl_plasticity.nonstationary.config import Drift, NonstationaryConfig, describe
-from rl_plasticity.nonstationary.physics import PARAMETERS, make_setter
-from rl_plasticity.nonstationary.schedules import (
-    Constant,
-    Linear,
-    Piecewise,
-    Schedule,
-    Sinusoid,
-    change_count,
-    first_values,
-    schedule_from_dict,
-)
-from rl_plasticity.nonstationary.wrapper import NonstationaryWrapper
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Public name -> the submodule that defines it; imported on first use (PEP 562), so importing
+#: the pure ``schedules`` loads neither gymnasium nor mujoco.
+_EXPORTS = {
+    "Drift": "config",
+    "NonstationaryConfig": "config",
+    "describe": "config",
+    "PARAMETERS": "physics",
+    "make_setter": "physics",
+    "Constant": "schedules",
+    "Linear": "schedules",
+    "Piecewise": "schedules",
+    "Schedule": "schedules",
+    "Sinusoid": "schedules",
+    "change_count": "schedules",
+    "first_values": "schedules",
+    "schedule_from_dict": "schedules",
+    "NonstationaryWrapper": "wrapper",
+}
 
 __all__ = [
     "PARAMETERS",
@@ -45,3 +55,16 @@ __all__ = [
     "make_setter",
     "schedule_from_dict",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -23,7 +23,7 @@ attaches. States written by the callbacks of version 0.1 load (the same layout).
 
 Logger keys: ``method/<label>/replaced`` (units replaced since the previous rollout end) and
 ``method/<label>/replaced_total`` with the layer's short label (``pi1``, ``vf2``: see
-:func:`rl_plasticity.metrics.keys.layer_labels`); a method's :meth:`counters` as
+:func:`rl_plasticity.logger_keys.layer_labels`); a method's :meth:`counters` as
 ``method/<net>/<key>`` (``method/<key>`` for model-wide ones such as ``method/resets``).
 """
 
@@ -39,7 +39,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.metrics.keys import layer_labels
+from rl_plasticity.logger_keys import layer_labels
 from rl_plasticity.plasticity.protocol import (
     Method,
     make_method,
