@@ -24,16 +24,22 @@ github.com/KevinGuo27/ReAI-loss-of-plasticity, ``lop/algos/er.py`` and ``lop/alg
 
 The authors' code does not add the term to the loss: it takes a separate optimizer step on
 ``-mean_l erank`` alone, with its own optimizer of the main one's class, betas, eps and weight
-decay and a small learning rate (RL config: ``er_lr`` 4e-6, annealed linearly to ``er_lr_final``
-1e-7 over ``er_anneal_steps`` = 15,000 ER steps, ``max(final / lr, 1 - t / steps)`` times
-``er_lr``). Setting ``er_lr`` here does that instead of the loss term (``coeff`` is then unused):
-after each ``er_every``-th optimizer step, an Adam step (betas, eps, weight decay copied from the
-network's optimizer when it has them) on the effective-rank gradient of that step's minibatch.
+decay and a small learning rate (RL config ``lop/rl/cfg/sant/l2_er.yml``, SlipperyAnt: ``er_lr``
+4e-6, ``er_batch`` 256, one ER step per chunk, Adam betas (0.99, 0.99), weight decay 1e-4; the
+annealing is ``ppo.py``'s defaults, which that config does not change: linearly to
+``er_lr_final`` 1e-7 over ``er_anneal_steps`` = 15,000 ER steps, ``max(final / lr, 1 - t /
+steps)`` times ``er_lr``). Setting ``er_lr`` here does that instead of the loss term (``coeff``
+is then unused): after each ``er_every``-th optimizer step, an Adam step (betas, eps, weight
+decay copied from the network's optimizer when it has them) on the effective-rank gradient of
+that step's minibatch.
 Differences that remain: the authors' PPO takes its ER steps before each update's epochs, on the
 rollout in chunks of ``er_batch`` = 256 samples (8 ER steps per 2,048-sample rollout); here they
 are taken on the PPO minibatches of the update (``er_every`` = 20 with 10 epochs x 16
 minibatches gives the same 8 per rollout, on 128-sample minibatches), and the gradient is taken
 at the parameters before the main step (one step stale; it is computed in the pre-step hook).
+The authors keep one ER optimizer for the policy and one for the value network, each on the mean
+over its own layers; SB3's PPO trains both with one optimizer, so here one ER Adam takes the mean
+over all their hidden layers (half the gradient per network, which Adam's normalization undoes).
 
 Hooks: ``loss_term`` with ``loss_features`` (the features recomputed with gradients); with
 ``er_lr``, ``loss_term`` computes the effective-rank gradient and ``after_step`` applies it with
