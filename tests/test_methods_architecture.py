@@ -322,3 +322,27 @@ def test_injection_at_a_change_with_each_algorithm(algo, tmp_path):
             assert torch.equal(model.policy.actor(obs, True), loaded.policy.actor(obs, True))
         flags = [p.requires_grad for p in loaded.policy.actor.parameters()]
         assert flags == [p.requires_grad for p in model.policy.actor.parameters()]
+
+
+def test_nap_options_project_the_output_layer_and_the_layernorm_jointly():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+    nap = NormalizeAndProject(project_output=True, project_affine=True)
+    nap.build_network(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
+    nap.attach(net, optimizer)
+    norm = net[1]
+
+    def norms() -> list[float]:
+        affine = torch.cat([norm.weight, norm.bias]).detach()
+        return [float(net[3].weight.detach().norm()), float(affine.norm())]
+
+    start = norms()
+    assert start[1] == pytest.approx(4.0)  # ||(1, ..., 1, 0, ..., 0)|| = sqrt(16)
+    x, y = torch.randn(64, 4), torch.randn(64, 1) * 10
+    for _ in range(20):
+        optimizer.zero_grad()
+        nn.functional.mse_loss(net(x), y).backward()
+        optimizer.step()
+    assert norms() == pytest.approx(start, rel=1e-5)
+    assert not torch.equal(norm.bias, torch.zeros(16))  # it trained, on the sphere

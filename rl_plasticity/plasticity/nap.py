@@ -16,13 +16,18 @@ the weights' norm grows during training, which silently decays the *effective* l
    which leaves the function computed unchanged (LayerNorm is scale-invariant in W_l, up to its
    eps) and undoes the growth of ||W_l||.
 
-Here the projected matrices are the incoming weights of the hidden layers that have a LayerNorm
-(``HiddenLayer.incoming.weight``; biases are left alone: LayerNorm's mean subtraction cancels
-only their common part); the output layers (no normalization after them) and LayerNorm's scale
-and offset are not projected. ||W_l^(0)|| is measured when the method attaches (SB3: at the start
-of the first ``learn()``, after the agent spec's ``init``) and saved in the method's state so a
-resumed run projects onto the same norms. No paper setting for PPO: ``agents/ppo-nap.toml``
-keeps the PPO spec's.
+By default the projected matrices are the incoming weights of the hidden layers that have a
+LayerNorm (``HiddenLayer.incoming.weight``), the layers where the projection provably leaves the
+function unchanged; biases are left alone (LayerNorm's mean subtraction cancels only their common
+part). Two variants are options, because the full text of the paper was not at hand to settle
+them and Plasticine's NaP scripts do both: ``project_output=True`` also projects the output
+Linears' weights (this changes the function: no normalization follows them), and
+``project_affine=True`` projects each LayerNorm's scale and offset jointly, (gamma, beta) <-
+||(gamma_0, beta_0)|| (gamma, beta) / ||(gamma, beta)||, which with a positively homogeneous
+activation (ReLU) only rescales the layer's output. ||.^(0)|| is measured when the method
+attaches (SB3: at the start of the first ``learn()``, after the agent spec's ``init``) and saved
+in the method's state so a resumed run projects onto the same norms. No paper setting for PPO:
+``agents/ppo-nap.toml`` keeps the PPO spec's.
 
 Hooks: ``build_network`` (the LayerNorms; SB3: carried by ``rl_plasticity.sb3.policies``) and
 ``after_step`` (the projection).
@@ -43,6 +48,11 @@ from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_number
 
 
+def _norm(group: list[torch.Tensor]) -> float:
+    """The joint Euclidean norm of ``group``'s entries."""
+    return float(torch.stack([t.detach().norm() for t in group]).norm())
+
+
 @register_method("nap")
 class NormalizeAndProject(Method):
     """LayerNorm before each hidden activation; after each step, each normalized layer's weights
@@ -53,6 +63,8 @@ class NormalizeAndProject(Method):
     :param optimizer: its optimizer (the projection runs after each of its steps)
     :param elementwise_affine: LayerNorm's learned scale and offset
     :param eps: LayerNorm's epsilon
+    :param project_output: also project the output Linears' weights
+    :param project_affine: also project each LayerNorm's (scale, offset) jointly
     :param seed: unused
     :param layers: the hidden layers; None: found in ``module``
     :param heads: for ``find_hidden_layers``
@@ -67,15 +79,23 @@ class NormalizeAndProject(Method):
         *,
         elementwise_affine: bool = True,
         eps: float = 1e-5,
+        project_output: bool = False,
+        project_affine: bool = False,
         seed: int | None = None,
         layers: Sequence[HiddenLayer] | None = None,
         heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         if not isinstance(elementwise_affine, bool):
             raise ConfigError("elementwise_affine", elementwise_affine, "true or false")
+        for key, value in (("project_output", project_output), ("project_affine", project_affine)):
+            if not isinstance(value, bool):
+                raise ConfigError(key, value, "true or false")
         self.elementwise_affine = elementwise_affine
         self.eps = check_number("eps", eps, 0.0, low_open=True)
-        self.weights: list[torch.Tensor] = []
+        self.project_output = project_output
+        self.project_affine = project_affine
+        #: each projected group of tensors (one matrix, or a LayerNorm's scale and offset)
+        self.weights: list[list[torch.Tensor]] = []
         self.norms: list[float] = []
         super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
 
@@ -89,13 +109,24 @@ class NormalizeAndProject(Method):
         return module
 
     def setup(self) -> None:
-        self.weights = [layer.incoming.weight for layer in self.layers if layer.layer_norm]
-        if not self.weights:
+        normalized = [layer for layer in self.layers if layer.layer_norm is not None]
+        if not normalized:
             raise ValueError(
                 f"{type(self).__name__} found no hidden layer with a LayerNorm: build the "
                 "network with build_network (SB3: the policy from method_policy)"
             )
-        self.norms = [float(w.detach().norm()) for w in self.weights]
+        self.weights = [[layer.incoming.weight] for layer in normalized]
+        if self.project_output:
+            incoming = {id(layer.incoming) for layer in self.layers}
+            outputs = {id(o): o for layer in self.layers for o in layer.outgoing}
+            self.weights += [[o.weight] for k, o in outputs.items() if k not in incoming]
+        if self.project_affine:
+            self.weights += [
+                [p for p in (layer.layer_norm.weight, layer.layer_norm.bias) if p is not None]
+                for layer in normalized
+                if layer.layer_norm.elementwise_affine
+            ]
+        self.norms = [_norm(group) for group in self.weights]
 
     def after_step(self) -> None:
         self.project()
@@ -103,8 +134,10 @@ class NormalizeAndProject(Method):
     def project(self) -> None:
         """Put each normalized layer's weights back on the sphere of its initial norm."""
         with torch.no_grad():
-            for weight, norm in zip(self.weights, self.norms, strict=True):
-                weight.mul_(norm / weight.norm().clamp_min(1e-12))
+            for group, norm in zip(self.weights, self.norms, strict=True):
+                scale = norm / max(_norm(group), 1e-12)
+                for tensor in group:
+                    tensor.mul_(scale)
 
     def state_dict(self) -> dict[str, Any]:
         """The step count and the initial norms."""
