@@ -9,9 +9,11 @@ import pytest
 import torch
 from stable_baselines3 import DQN, PPO, SAC
 from torch import nn
+from trac_optimizer.trac import is_trac
 
 from rl_plasticity.plasticity.cbp import CBP
 from rl_plasticity.plasticity.regrama import ReGraMa
+from rl_plasticity.plasticity.trac import TRAC
 from rl_plasticity.plasticity.upgd import UPGDOptimizer
 from rl_plasticity.plasticity.weight_clipping import WeightClipping
 from rl_plasticity.sb3.callbacks import method_callback
@@ -172,3 +174,42 @@ def test_upgd_trains_every_algorithm_and_is_saved(algo, tmp_path):
     first = next(iter(state["state"]))
     saved = again.state_dict()["state"][first]["avg_utility"]
     assert torch.equal(saved, state["state"][first]["avg_utility"])
+
+
+# -- TRAC ----------------------------------------------------------------------------------------
+
+
+def test_trac_starts_at_the_reference_and_adam_alone_does_not():
+    torch.manual_seed(0)
+    net = nn.Linear(4, 2)
+    start = [p.detach().clone() for p in net.parameters()]
+    adam = torch.optim.Adam(net.parameters(), lr=0.1)
+    trac = TRAC().wrap_optimizer(adam)
+    assert isinstance(trac, torch.optim.Adam)
+    net(torch.randn(8, 4)).pow(2).sum().backward()
+    trac.step()  # the scale S starts at s_init = 1e-8: the weights stay at theta_ref
+    for p, p0 in zip(net.parameters(), start, strict=True):
+        assert (p - p0).abs().max() < 1e-6
+    plain = nn.Linear(4, 2)
+    plain.load_state_dict(dict(zip(["weight", "bias"], start, strict=True)))
+    adam_alone = torch.optim.Adam(plain.parameters(), lr=0.1)
+    plain(torch.randn(8, 4)).pow(2).sum().backward()
+    adam_alone.step()
+    assert (plain.weight - start[0]).abs().max() > 0.05
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_trac_trains_every_algorithm_and_resumes_after_load(algo, tmp_path):
+    model, _ = train_with(algo, {"name": "trac"})
+    groups = network_groups(model)
+    assert all(is_trac(g.optimizer) for g in groups)
+    refs = groups[0].optimizer.state_dict()["state"]["_trac"]["refs"]
+    model.save(tmp_path / "model.zip")
+    loaded = type(model).load(tmp_path / "model.zip", env=model.get_env())
+    optimizer = network_groups(loaded)[0].optimizer
+    assert is_trac(optimizer)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    saved = zip(params, refs, strict=True)
+    assert all(torch.equal(optimizer.state["_trac"][p]["ref"], r) for p, r in saved)
+    loaded.learn(STEPS[algo], callback=method_callback("trac"))  # the package alone: KeyError
+    assert optimizer.state["_trac"]["iter_count"] > 0

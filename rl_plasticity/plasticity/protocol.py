@@ -84,6 +84,7 @@ BUILTIN_MODULES = (
     "rl_plasticity.plasticity.weight_clipping",
     "rl_plasticity.plasticity.regrama",
     "rl_plasticity.plasticity.upgd",
+    "rl_plasticity.plasticity.trac",
 )
 
 _REGISTRY: dict[str, type[Method]] = {}
