@@ -8,11 +8,13 @@ gradient G = dL/dW of that step's minibatch loss:
 
     g_i = mean_j |G[i, j]|,        s_i = g_i / mean_k g_k,        unit i is reset when s_i <= tau
 
-(the authors' code, ``utils/ReDo.py`` ``GradientReDo`` in github torressliu/grad-based-plasticity-
-metrics: the mean absolute gradient of each unit's incoming weight row, normalised by the layer's
-mean as in ReDo's tau-dormant score). A reset unit gets ReDo's surgery (``core.reinit_units_``):
-incoming weights re-drawn from the initial distribution, incoming bias 0, outgoing weights 0 (so
-the network's output is unchanged), and the optimizer state of those rows and columns 0.
+(the authors' code, ``utils/ReDo.py`` ``GradientReDo`` of grad-based-plasticity-metrics, read in
+its public copy github rippl-svg/grad-based-plasticity-metrics: the mean absolute gradient of each
+unit's incoming weight row, normalised by the layer's mean as in ReDo's tau-dormant score; the
+paper's text was not available here to check its equation against the code). A reset unit gets
+ReDo's surgery (``core.reinit_units_``): incoming weights re-drawn from the initial distribution,
+incoming bias 0, outgoing weights 0 (so the network's output is unchanged), and the optimizer
+state of those rows and columns 0.
 
 Defaults and where they come from:
 
