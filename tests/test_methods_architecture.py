@@ -14,6 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.experiment import build_model
 from rl_plasticity.plasticity.crelu import CReLU, CReLUActivation
 from rl_plasticity.plasticity.fourier import DeepFourierFeatures, FourierActivation
 from rl_plasticity.plasticity.injection import InjectedFeatures, InjectedLinear, Injection
@@ -26,6 +27,7 @@ from rl_plasticity.sb3.callbacks import method_callback
 from rl_plasticity.sb3.fast_ppo import FastPPO
 from rl_plasticity.sb3.networks import network_groups
 from rl_plasticity.sb3.policies import method_policy
+from rl_plasticity.specs import load_agent_spec
 from tests.test_plasticity_sb3 import PhaseEveryNSteps
 
 torch.set_num_threads(1)
@@ -346,3 +348,15 @@ def test_nap_options_project_the_output_layer_and_the_layernorm_jointly():
         optimizer.step()
     assert norms() == pytest.approx(start, rel=1e-5)
     assert not torch.equal(norm.bias, torch.zeros(16))  # it trained, on the sphere
+
+
+@pytest.mark.parametrize("spec", ["ppo-layernorm", "ppo-crelu", "ppo-fourier", "ppo-nap"])
+def test_fast_ppo_specs_with_an_architecture_build_sb3s_policy_with_a_warning(spec):
+    agent = load_agent_spec(spec)
+    assert agent.algorithm == "FastPPO"
+    env = DummyVecEnv([lambda: gym.make("Pendulum-v1")])
+    with pytest.warns(UserWarning, match="FastPPO runs SB3's PPO code paths"):
+        model = build_model(agent, env, 0, "cpu")
+    assert isinstance(model, FastPPO) and model._unsupported
+    changed = (nn.LayerNorm, CReLUActivation, FourierActivation)
+    assert any(isinstance(m, changed) for m in model.policy.mlp_extractor.modules())

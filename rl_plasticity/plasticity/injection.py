@@ -31,7 +31,9 @@ parameter is in the optimizer from the start (frozen ones receive no gradient), 
 trains with the optimizer SB3 built and saves. Target networks (SAC, TD3, DQN) share the count
 of injections with their network (they are built with the same structure), so they compute the
 injected heads too, and their copies follow by Polyak averaging (at an environment change the SB3
-callback sets them equal to the networks, ``syncs_targets``).
+callback sets them equal to the networks, ``syncs_targets``). The count is one tensor shared by
+the modules, so moving a built network to another device (``.to("cuda")`` copies buffers) leaves
+a target to learn of an injection only at an environment change: on a GPU, inject at changes.
 
 The head's hidden layer is no longer a Linear -> activation chain, so unit-level methods (CBP,
 ReDo, ReGraMa) and per-unit metrics see only the layers before it.
