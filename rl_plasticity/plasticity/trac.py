@@ -28,6 +28,8 @@ adaptations, no change to its math:
   ``load_state_dict`` that store the references in parameter order and re-key them on load;
 * it appends a line to a log file at every step: the file here is ``os.devnull``.
 
+Plain PyTorch: ``optimizer = trac_class(torch.optim.Adam)(net.parameters(), lr=1e-3)``.
+
 Hook: :meth:`Method.wrap_optimizer` (SB3: the policy classes of ``rl_plasticity.sb3.policies``
 build it, and its state is saved with the model).
 """

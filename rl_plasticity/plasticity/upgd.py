@@ -28,6 +28,9 @@ steps by 2 alpha where the paper's update has alpha: double the learning rate to
 ``adaptive`` takes Adam's betas and eps from the optimizer it replaces (the authors' PPO: (0.9,
 0.999) and 1e-5), else (0.9, 0.999) and 1e-8. The noise is drawn from torch's global generator.
 
+Plain PyTorch: ``optimizer = UPGDOptimizer(net.parameters(), lr=1e-3)`` (``adaptive=True`` for
+the Adam-normalised form); the training loop is unchanged.
+
 Hook: :meth:`Method.wrap_optimizer`: the optimizer built for each network is replaced by
 :class:`UPGDOptimizer` over the same parameter groups and learning rates (SB3: the policy classes
 of ``rl_plasticity.sb3.policies`` build it, and its state is saved with the model).
