@@ -313,10 +313,10 @@ def test_injection_at_a_change_with_each_algorithm(algo, tmp_path):
     for group in network_groups(model):
         for site in injection_sites(group.module):
             new, new0 = site.linears[1], site.linears[2]
-            assert int(site.injected) == 1 and new.weight.requires_grad
+            assert site.count.value == 1 and new.weight.requires_grad
             assert not torch.equal(new.weight, new0.weight)  # theta' trained after injection
     if algo == "sac":  # the target computes the injected heads too
-        assert all(int(s.injected) == 1 for s in injection_sites(model.policy.critic_target))
+        assert all(s.count.value == 1 for s in injection_sites(model.policy.critic_target))
         model.save(tmp_path / "m.zip")
         loaded = SAC.load(tmp_path / "m.zip")
         obs = torch.randn(5, 3)
@@ -324,6 +324,17 @@ def test_injection_at_a_change_with_each_algorithm(algo, tmp_path):
             assert torch.equal(model.policy.actor(obs, True), loaded.policy.actor(obs, True))
         flags = [p.requires_grad for p in loaded.policy.actor.parameters()]
         assert flags == [p.requires_grad for p in model.policy.actor.parameters()]
+        assert all(s.count.value == 1 for s in injection_sites(loaded.policy.critic_target))
+
+
+def test_periodic_injection_reaches_the_target_network():
+    model = build("dqn", {"name": "injection", "at_change": False, "every": 40})
+    cb = method_callback("injection", at_change=False, every=40, seed=0)
+    model.learn(200, callback=cb)
+    assert cb.counters["injections"] == 1  # max_injections = 1
+    assert all(s.count.value == 1 for s in injection_sites(model.policy.q_net_target))
+    state = model.policy.q_net_target.state_dict()
+    assert all(int(v) == 1 for k, v in state.items() if k.endswith("injected"))
 
 
 def test_nap_options_project_the_output_layer_and_the_layernorm_jointly():

@@ -31,9 +31,9 @@ parameter is in the optimizer from the start (frozen ones receive no gradient), 
 trains with the optimizer SB3 built and saves. Target networks (SAC, TD3, DQN) share the count
 of injections with their network (they are built with the same structure), so they compute the
 injected heads too, and their copies follow by Polyak averaging (at an environment change the SB3
-callback sets them equal to the networks, ``syncs_targets``). The count is one tensor shared by
-the modules, so moving a built network to another device (``.to("cuda")`` copies buffers) leaves
-a target to learn of an injection only at an environment change: on a GPU, inject at changes.
+callback sets them equal to the networks, ``syncs_targets``). The shared count is a plain Python
+object (a device move copies buffers, not it); each module writes it to its ``injected`` buffer
+when saved and reads it back when loaded.
 
 The head's hidden layer is no longer a Linear -> activation chain, so unit-level methods (CBP,
 ReDo, ReGraMa) and per-unit metrics see only the layers before it.
@@ -65,16 +65,27 @@ def _trainable(k: int, n_branches: int) -> list[bool]:
     return [b == (2 * k - 1 if k else 0) for b in range(n_branches)]
 
 
+class Count:
+    """The number of injections done, shared by the modules of a network and of its target.
+
+    :param value: injections so far
+    """
+
+    def __init__(self, value: int = 0) -> None:
+        self.value = value
+
+
 class _Site(nn.Module):
     """A module with branches 0 (theta), then (theta'_k, theta'_k0) for k = 1, 2, ...
 
-    :param injected: the number of injections done (a 0-dim long tensor, shared with the same
-        site of a target network)
+    :param count: the number of injections done, shared with the network's other sites and the
+        same site of its target (saved as the buffer ``injected``)
     """
 
-    def __init__(self, injected: torch.Tensor) -> None:
+    def __init__(self, count: Count) -> None:
         super().__init__()
-        self.register_buffer("injected", injected)
+        self.count = count
+        self.register_buffer("injected", torch.tensor(count.value, dtype=torch.long))
 
     def branch_modules(self) -> list[nn.ModuleList]:
         raise NotImplementedError
@@ -82,14 +93,19 @@ class _Site(nn.Module):
     def set_trainable(self) -> None:
         """Set ``requires_grad`` of every branch from the number of injections."""
         branches = self.branch_modules()
-        flags = _trainable(int(self.injected), len(branches[0]))
+        flags = _trainable(self.count.value, len(branches[0]))
         for modules in branches:
             for module, flag in zip(modules, flags, strict=True):
                 for param in module.parameters():
                     param.requires_grad_(flag)
 
+    def _save_to_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self.injected.fill_(self.count.value)
+        super()._save_to_state_dict(*args, **kwargs)
+
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         super()._load_from_state_dict(*args, **kwargs)
+        self.count.value = int(self.injected)
         self.set_trainable()
 
 
@@ -99,13 +115,13 @@ class InjectedFeatures(_Site):
     :param linear: the layer's Linear (branch 0 keeps this very module)
     :param activation: its activation
     :param n_branches: 1 + 2 * max_injections
-    :param injected: the shared injection count
+    :param count: the shared injection count
     """
 
     def __init__(
-        self, linear: nn.Linear, activation: nn.Module, n_branches: int, injected: torch.Tensor
+        self, linear: nn.Linear, activation: nn.Module, n_branches: int, count: Count
     ) -> None:
-        super().__init__(injected)
+        super().__init__(count)
         fresh = [copy.deepcopy(linear) for _ in range(n_branches - 1)]
         for extra in fresh:
             extra.reset_parameters()
@@ -117,7 +133,7 @@ class InjectedFeatures(_Site):
         return [self.linears]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        active = 1 + 2 * int(self.injected)
+        active = 1 + 2 * self.count.value
         if active == 1:
             return self.activations[0](self.linears[0](x))
         pairs = zip(self.linears[:active], self.activations[:active], strict=True)
@@ -130,11 +146,11 @@ class InjectedLinear(_Site):
 
     :param linear: the reader (branch 0 keeps this very module)
     :param n_branches: 1 + 2 * max_injections
-    :param injected: the shared injection count
+    :param count: the shared injection count
     """
 
-    def __init__(self, linear: nn.Linear, n_branches: int, injected: torch.Tensor) -> None:
-        super().__init__(injected)
+    def __init__(self, linear: nn.Linear, n_branches: int, count: Count) -> None:
+        super().__init__(count)
         fresh = [copy.deepcopy(linear) for _ in range(n_branches - 1)]
         for extra in fresh:
             extra.reset_parameters()
@@ -147,7 +163,7 @@ class InjectedLinear(_Site):
         return [self.linears]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = int(self.injected)
+        k = self.count.value
         if k == 0:
             return self.linears[0](x)
         chunks = x.split(self.in_features, dim=-1)
@@ -206,7 +222,7 @@ class Injection(Method):
         self.max_injections = check_int("max_injections", max_injections, 1, 100)
         self.init = check_init(init, allowed=RESET_INITS)
         #: injection counts shared by networks of the same structure (a network and its target)
-        self._shared: dict[tuple, list[torch.Tensor]] = {}
+        self._shared: dict[tuple, list[Count]] = {}
         self.sites: list[_Site] = []
         super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
 
@@ -237,18 +253,18 @@ class Injection(Method):
         )
         shared = self._shared.get(signature)
         if shared is None:  # the first network of this structure; its target will share it
-            shared = [torch.zeros((), dtype=torch.long) for _ in last]
+            shared = [Count() for _ in last]
             self._shared[signature] = shared
         n_branches = 1 + 2 * self.max_injections
         wrapped: dict[int, InjectedLinear] = {}
-        for pair, injected in zip(last, shared, strict=True):
-            features = InjectedFeatures(pair.linear, pair.seq[pair.index + 1], n_branches, injected)
+        for pair, count in zip(last, shared, strict=True):
+            features = InjectedFeatures(pair.linear, pair.seq[pair.index + 1], n_branches, count)
             items = list(pair.seq)
             items[pair.index : pair.index + 2] = [features]
             pair.seq._modules = OrderedDict((str(i), m) for i, m in enumerate(items))
             for reader in pair.readers:
                 if id(reader) not in wrapped:
-                    wrapped[id(reader)] = InjectedLinear(reader, n_branches, injected)
+                    wrapped[id(reader)] = InjectedLinear(reader, n_branches, count)
                     replace_module(module, reader, wrapped[id(reader)])
         return module
 
@@ -265,7 +281,7 @@ class Injection(Method):
     @property
     def injections(self) -> int:
         """Injections done so far in this network."""
-        return int(self.sites[0].injected) if self.sites else 0
+        return self.sites[0].count.value if self.sites else 0
 
     def after_step(self) -> None:
         if self.every and self.steps % self.every == 0:
@@ -292,7 +308,7 @@ class Injection(Method):
                         for param, value in zip(target.parameters(), values, strict=True):
                             param.copy_(value)
         for site in self.sites:
-            site.injected.fill_(k)
+            site.count.value = k
             site.set_trainable()
             for linears in site.branch_modules():
                 for module in linears:
