@@ -327,6 +327,12 @@ def test_injection_at_a_change_with_each_algorithm(algo, tmp_path):
         assert all(s.count.value == 1 for s in injection_sites(loaded.policy.critic_target))
 
 
+def test_injection_settings_must_match_the_built_heads():
+    model = build("dqn", {"name": "injection"})
+    with pytest.raises(ValueError, match=r"room for 1 injections.*max_injections=2"):
+        model.learn(64, callback=method_callback("injection", max_injections=2))
+
+
 def test_periodic_injection_reaches_the_target_network():
     model = build("dqn", {"name": "injection", "at_change": False, "every": 40})
     cb = method_callback("injection", at_change=False, every=40, seed=0)

@@ -277,6 +277,13 @@ class Injection(Method):
                 "Injection needs the heads that build_network makes: build the network with it "
                 "(SB3: the policy from rl_plasticity.sb3.policies.method_policy)"
             )
+        room = (len(self.sites[0].branch_modules()[0]) - 1) // 2
+        if room != self.max_injections:
+            raise ValueError(
+                f"Injection: the network was built with room for {room} injections and this "
+                f"instance has max_injections={self.max_injections}; give the callback the "
+                "settings the policy was built with"
+            )
 
     @property
     def injections(self) -> int:
