@@ -47,6 +47,34 @@ def test_cbpi_spec_is_cbp_with_instantaneous_utility():
     assert replaced[0].tolist() == [2]  # least instantaneous contribution
 
 
+@pytest.mark.parametrize("optimizer_state", ["zero", "keep"])
+def test_cbp_optimizer_state_of_replaced_units(optimizer_state):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    adam = torch.optim.Adam(net.parameters())
+    cbp = CBP(
+        net,
+        None,
+        replacement_rate=0.25,
+        maturity_threshold=0,
+        optimizer_state=optimizer_state,
+    )
+    cbp.optimizer = adam  # steps driven by hand below
+    net(torch.randn(8, 3)).pow(2).sum().backward()
+    adam.step()
+    before = adam.state[net[0].weight]["exp_avg"].clone()
+    unit = int(cbp.step([torch.tensor([[1.0, 1.0, 0.0, 1.0]])])[0][0])
+    assert unit == 2
+    after = adam.state[net[0].weight]["exp_avg"]
+    assert torch.equal(after[[0, 1, 3]], before[[0, 1, 3]])
+    if optimizer_state == "zero":
+        assert torch.all(after[unit] == 0) and torch.all(
+            adam.state[net[2].weight]["exp_avg"][:, unit] == 0
+        )
+    else:  # the Nature code's RL PPO: the new unit inherits the replaced unit's moments
+        assert torch.equal(after[unit], before[unit]) and before[unit].abs().max() > 0
+
+
 # -- smoke: every method trains with PPO, SAC and DQN as a callback, and acts -------------------
 
 ALGOS = {

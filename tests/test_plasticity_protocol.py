@@ -171,6 +171,7 @@ def test_settings_come_from_the_signature_once():
         "decay_rate",
         "init",
         "mean_correction",
+        "optimizer_state",
         "seed",
     ]
     assert {"cbp", "redo", "snp", "l2init", "reset"} <= set(registered_methods())

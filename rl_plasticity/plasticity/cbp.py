@@ -46,6 +46,8 @@ its reset (global step t large, so 1 - beta^t = 1; eps neglected), update / lr =
 * nothing reset (the RL code): 0.99 m_old + 0.01 g over sqrt(0.99 v_old + 0.01 g^2), i.e.
   dominated by the replaced unit's history for ~100 steps; equal to the first case when that unit
   was silent long enough for its moments to decay.
+
+``optimizer_state="keep"`` reproduces the RL code; the default ``"zero"`` is the first case.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from rl_plasticity.plasticity.init import check_init, weight_bound
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.tables import activation_of, init_names
-from rl_plasticity.validate import check_int, check_number
+from rl_plasticity.validate import check_choice, check_int, check_number
 
 #: Initial distributions CBP can re-draw incoming weights from (see ``init.weight_bound``).
 CBP_INITS = init_names("unit")
@@ -128,6 +130,9 @@ class CBP(Method):
         deviation the layer's weights have now)
     :param mean_correction: fold a replaced unit's mean contribution into the next layer's bias
         (the paper's algorithm; off in the official code, off by default)
+    :param optimizer_state: ``"zero"``: a replaced unit's optimizer state (Adam's moments of its
+        rows and columns) is zeroed, as the paper's algorithm and the code's ``AdamGnT`` do;
+        ``"keep"``: left as it is, as the code's RL PPO (torch's Adam) does
     :param seed: seed of CBP's own generator for the re-draws; ``None`` draws one from torch's
         global generator
     :param layers: the hidden layers; ``None`` finds them with ``find_hidden_layers(module, heads)``
@@ -149,6 +154,7 @@ class CBP(Method):
         decay_rate: float = 0.99,
         init: str = "lecun_uniform",
         mean_correction: bool = False,
+        optimizer_state: str = "zero",
         seed: int | None = None,
         layers: Sequence[HiddenLayer] | None = None,
         heads: Mapping[str, Sequence[nn.Linear]] | None = None,
@@ -158,6 +164,7 @@ class CBP(Method):
         self.decay_rate = check_number("decay_rate", decay_rate, 0.0, 1.0, high_open=True)
         self.init = check_init(init, allowed=CBP_INITS)
         self.mean_correction = bool(mean_correction)
+        self.optimizer_state = check_choice("optimizer_state", optimizer_state, ("zero", "keep"))
         self.units: list[UnitState] = []
         super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
 
@@ -219,7 +226,8 @@ class CBP(Method):
         ranked = (state.utility / correction).masked_fill(~eligible, float("inf"))
         units = torch.topk(ranked, n_replace, largest=False).indices
         means = state.mean / correction if self.mean_correction else None
-        reinit_units_(layer, units, self.optimizer, state.bound, self.generator, means)
+        optimizer = self.optimizer if self.optimizer_state == "zero" else None
+        reinit_units_(layer, units, optimizer, state.bound, self.generator, means)
         state.utility[units] = 0
         state.mean[units] = 0
         state.age[units] = 0

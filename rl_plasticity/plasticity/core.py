@@ -85,7 +85,7 @@ class ActivationRecorder:
 
 
 def zero_optimizer_state_(
-    optimizer: torch.optim.Optimizer, param: torch.Tensor, index: torch.Tensor, dim: int
+    optimizer: torch.optim.Optimizer | None, param: torch.Tensor, index: torch.Tensor, dim: int
 ) -> None:
     """Zero the optimizer state of ``param``'s slices ``index`` along ``dim``.
 
@@ -93,12 +93,12 @@ def zero_optimizer_state_(
     ``exp_avg_sq``, RMSprop's ``square_avg``, SGD's ``momentum_buffer``); scalars such as Adam's
     ``step`` are shared by all elements and left alone.
 
-    :param optimizer: the optimizer that updates ``param``
+    :param optimizer: the optimizer that updates ``param``; None: nothing to zero
     :param param: the parameter
     :param index: indices along ``dim`` (a long tensor)
     :param dim: 0 for rows (incoming weights, biases), 1 for columns (outgoing weights)
     """
-    state = optimizer.state.get(param)
+    state = optimizer.state.get(param) if optimizer is not None else None
     if not state:
         return
     for value in state.values():
@@ -109,7 +109,7 @@ def zero_optimizer_state_(
 def reinit_units_(
     layer: HiddenLayer,
     units: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     bound: float,
     generator: torch.Generator,
     means: torch.Tensor | None = None,
@@ -122,7 +122,8 @@ def reinit_units_(
 
     :param layer: the hidden layer
     :param units: indices of the units to replace (a long tensor)
-    :param optimizer: the optimizer updating the layer's parameters
+    :param optimizer: the optimizer updating the layer's parameters; None leaves every
+        optimizer state as it is
     :param bound: half-width of the incoming weights' initial distribution
     :param generator: random source for the new weights
     :param means: if given, each unit's mean activation: ``W_out[:, i] * mean_i`` is added to the
