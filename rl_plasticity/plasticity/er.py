@@ -121,7 +121,7 @@ class EffectiveRankRegularizer(Method):
         self.er_steps = 0
         #: mean effective rank of the latest minibatch (before the step)
         self.last_erank = float("nan")
-        #: optimizer steps on which the effective rank was computed
+        #: optimizer steps on which the effective rank was computed (with ``er_lr``: the ER steps)
         self.terms = 0
         self._params: list[torch.Tensor] = []
         self._pending: list[torch.Tensor | None] | None = None
@@ -154,16 +154,16 @@ class EffectiveRankRegularizer(Method):
         return torch.stack([effective_rank(h, self.eps) for h in features]).mean()
 
     def loss_term(self, features: list[torch.Tensor] | None) -> torch.Tensor | None:
-        if not features:
+        separate = self.er_lr is not None
+        if not features or (separate and (self.steps + 1) % self.er_every != 0):
             return None
         erank = self.mean_erank(features)
         self.last_erank = float(erank.detach())
         self.terms += 1
-        if self.er_lr is None:
+        if not separate:
             return None if self.coeff == 0 else -self.coeff * erank
-        if (self.steps + 1) % self.er_every == 0:
-            grads = torch.autograd.grad(-erank, self._params, allow_unused=True)
-            self._pending = [None if g is None else g.detach() for g in grads]
+        grads = torch.autograd.grad(-erank, self._params, allow_unused=True)
+        self._pending = [None if g is None else g.detach() for g in grads]
         return None
 
     def after_step(self) -> None:
