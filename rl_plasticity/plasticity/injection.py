@@ -35,6 +35,11 @@ callback sets them equal to the networks, ``syncs_targets``). The shared count i
 object (a device move copies buffers, not it); each module writes it to its ``injected`` buffer
 when saved and reads it back when loaded.
 
+Plasticine's ``pi`` scripts inject once at mid-training into the output Linears only (a linear
+head: theta + theta' - theta'0 is then a reparametrization of one Linear), leave theta trainable,
+and build theta' after the optimizer, so theta' never trains; here the head has a hidden layer,
+theta is frozen and theta' trains.
+
 The head's hidden layer is no longer a Linear -> activation chain, so unit-level methods (CBP,
 ReDo, ReGraMa) and per-unit metrics see only the layers before it.
 
