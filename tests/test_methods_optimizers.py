@@ -166,18 +166,20 @@ def test_regrama_resets_units_with_every_algorithm(algo):
 # -- UPGD ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sigma", [0.0, 1.0])
-def test_upgd_protects_by_utility(sigma):
+@pytest.mark.parametrize(("sigma", "beta_utility"), [(0.0, 0.0), (1.0, 0.0), (0.0, 0.5)])
+def test_upgd_protects_by_utility(sigma, beta_utility):
     w = nn.Parameter(torch.ones(4))
-    w.grad = torch.tensor([-2.0, 0.0, 1.0, 50.0])  # utility -g w: 2 (the largest), 0, -1, -50
-    upgd = UPGDOptimizer([w], lr=0.1, weight_decay=0.0, beta_utility=0.0, sigma=sigma)
+    w.grad = torch.tensor([-2.0, 0.0, 1.0, 50.0])
+    utility = torch.tensor([2.0, 0.0, -1.0, -50.0])  # -g w; 2 is the largest
+    upgd = UPGDOptimizer([w], lr=0.1, weight_decay=0.0, beta_utility=beta_utility, sigma=sigma)
     torch.manual_seed(0)
     noise = torch.randn(4) * sigma
     torch.manual_seed(0)
     upgd.step()
-    keep = 1 - torch.sigmoid(torch.tensor([1.0, 0.0, -0.5, -25.0]))  # utility / max utility
+    # step 1: the average is (1 - beta) u, corrected back to u; eta is the uncorrected maximum
+    keep = 1 - torch.sigmoid(utility / ((1 - beta_utility) * 2.0))
     assert torch.allclose(w.detach(), 1 - 0.1 * (w.grad + noise) * keep)
-    assert keep[0] < 0.27 and keep[3] > 0.999  # most useful: a quarter; useless: all
+    assert keep[3] > 0.999 and keep[0] <= 1 - torch.sigmoid(torch.tensor(1.0)) + 1e-6
 
 
 def test_upgd_adaptive_is_adam_when_nothing_is_protected():

@@ -8,7 +8,7 @@ rise if w were set to zero, averaged over time with bias correction:
 
 scaled by the largest utility of the whole network (the paper's *global* UPGD) into (0, 1):
 
-    s = sigmoid(U~ / eta),    eta = max over every weight of U~
+    s = sigmoid(U~ / eta),    eta = max over every weight of U (before bias correction)
 
 Useful weights (s near 1) are protected; the others are updated and perturbed:
 
@@ -16,10 +16,14 @@ Useful weights (s near 1) are protected; the others are updated and perturbed:
 
 with d = g (UPGD), or Adam's d = m^ / (sqrt(v^) + eps) (``adaptive=True``: the authors' PPO
 optimizer ``AdaptiveUPGD``, ``core/run/rl/adaupgd.py`` in github mohmdelsayed/upgd). A weight of
-utility eta gets (1 - sigmoid(1)) = 0.27 of its update; utility 0 gets half; a weight whose utility
-is far below zero relative to eta gets all of it. When no weight has positive utility (eta <= 0),
-eta is taken as the smallest positive float: every weight of non-positive utility is then fully
-updated (the code would divide by a non-positive number and flip the protection).
+(corrected) utility eta gets (1 - sigmoid(1)) = 0.27 of its update; utility 0 gets half; a weight
+whose utility is far below zero relative to eta gets all of it. eta is the largest *uncorrected*
+average, as in the authors' code (both optimizers), where the maximum is taken before the
+correction: U~ / eta = (U / eta) / (1 - beta_u^t) is scaled up early on (1000x at t = 1 with
+beta_u = 0.999; 1.6x at t = 1000), so the gate starts nearly binary. When no weight has positive
+utility (eta <= 0), eta is taken as the smallest positive float: every weight of non-positive
+utility is then fully updated (the code would divide by a non-positive number and flip the
+protection).
 
 Defaults and where they come from (the authors' code: README's ``UPGD`` and the PPO script
 ``core/run/rl/ppo_continuous_action_upgd.py``, which agree): ``weight_decay`` lambda = 0.001,
@@ -114,7 +118,7 @@ class UPGDOptimizer(torch.optim.Optimizer):
                 state["avg_utility"].mul_(beta_u).addcmul_(p.grad, p, value=-(1 - beta_u))
                 utility = state["avg_utility"] / (1 - beta_u ** state["step"])
                 entries.append((group, p, utility))
-                maxima.append(utility.max())
+                maxima.append(state["avg_utility"].max())
         if not entries:
             return loss
         eta = torch.stack(maxima).max().clamp_min(torch.finfo(maxima[0].dtype).tiny)
