@@ -10,7 +10,8 @@ Settings and where they come from:
 
 * ``kappa``: 3.0, the authors' PPO script (``rl_experiments/ppo_continuous_action_clipped.py`` in
   github mohmdelsayed/weight-clipping: ``weight_clipping = 3.0``); their optimizer class defaults
-  to 1.0 (the tightest: no weight may leave its initial range).
+  to 1.0 (the tightest: no weight may leave its initial range). The paper's text was not
+  available here to check which kappa its PPO figures used.
 * ``init``, which s_l: the paper's definition is the initial distribution's bound. The authors'
   code always uses 1/sqrt(fan_in), torch's ``nn.Linear`` default (``"kaiming_uniform"``, the
   default here, right for SB3's SAC/TD3/DQN networks), whatever the actual initialization (their
