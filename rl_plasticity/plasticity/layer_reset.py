@@ -12,13 +12,18 @@ and their optimizer state is dropped (Adam: step 0 and zero moments for those pa
 a freshly built optimizer. "Last" counts from each output: the output Linears (PPO's
 ``action_net`` and ``value_net``, SAC's ``mu`` and ``log_std``, the critics' and Q-net's last
 Linear) are layer 1, the hidden layers that feed them layer 2, and so on; a reset hidden layer's
-LayerNorm is reset with it. Paper settings: SAC on DeepMind Control resets all layers of actor and
-critic every 2 x 10^5 updates; SPR on Atari 100k resets the last layer(s). Defaults here:
-``n_layers=1`` (the output layers, Plasticine's ``reset_type='final'``), ``every=200_000``
-(the paper's SAC period); the paper has no PPO setting (``agents/ppo-layer_reset.toml`` resets at
-each environment change instead).
+LayerNorm is reset with it. The authors' code (``rl_with_resets``): for SAC on DeepMind Control
+(256-256 MLPs) it builds "a completely new agent" every ``reset_interval`` environment steps (its
+README's example: 200,000 steps with 3 updates per step), i.e. all layers of actor and critic,
+the target critic, the temperature and the optimizers; for SPR on Atari 100k it resets the last
+layers (the encoder optionally). Defaults here: ``n_layers=1`` (the output layers, Plasticine's
+``reset_type='final'``) and ``every=200_000`` optimizer steps (the README's interval at one update
+per environment step; with u updates per step the code's period is 200,000 u updates); set
+``n_layers`` to the network's depth (3 for SB3's 2-hidden-layer MLPs) for the code's SAC resets
+of the networks (the temperature is not reset here). The paper has no PPO setting
+(``agents/ppo-layer_reset.toml`` resets at each environment change instead).
 
-Targets: the paper re-creates the agent, targets included. At a reset on an environment change
+Targets: the code re-creates the agent, targets included. At a reset on an environment change
 the SB3 callback sets the target networks equal to the trained ones (``syncs_targets``; like
 ``reset``); at a periodic reset the targets are not reached by the method (it acts on one
 network) and follow the reset layers by the algorithm's Polyak averaging.
