@@ -12,9 +12,9 @@ sample, n units) become
     mu = (1/n) sum_j z_j,   sigma^2 = (1/n) sum_j (z_j - mu)^2,
 
 and the activation reads LN(z). Defaults: ``elementwise_affine=True`` (learned gamma, beta,
-initialized to 1 and 0) as in the standard LayerNorm that Lyle et al. use (Flax's
-``nn.LayerNorm`` default); ``elementwise_affine=False`` is Plasticine's variant (its ``ln``
-scripts build ``nn.LayerNorm(..., elementwise_affine=False)``). ``eps=1e-5`` is PyTorch's default.
+initialized to 1 and 0), the standard LayerNorm, which is also what Plasticine's ``ln`` scripts
+build (``nn.LayerNorm(256)`` in its TD3 script); ``elementwise_affine=False`` drops gamma and beta
+(pure normalization, a variant offered for comparison). ``eps=1e-5`` is PyTorch's default.
 No paper gives PPO settings for it, so ``agents/ppo-layernorm.toml`` keeps the PPO spec's.
 
 Hidden layers are found as in ``architecture.hidden_pairs``: a Linear directly followed by an
@@ -82,8 +82,8 @@ class LayerNorm(Method):
     :param module: the network; None: :meth:`attach` later (the architecture is changed by
         :meth:`build_network`, not by attaching)
     :param optimizer: unused (nothing happens after steps)
-    :param elementwise_affine: learned scale and offset per unit (True: standard LayerNorm, as
-        Lyle et al.; False: Plasticine's)
+    :param elementwise_affine: learned scale and offset per unit (True: standard LayerNorm;
+        False: normalization only)
     :param eps: added to the variance (PyTorch's default)
     :param seed: unused
     :param layers: unused
