@@ -92,11 +92,18 @@ def test_layernorm_trains_with_each_algorithm(algo):
     assert any(not torch.equal(m.weight, torch.ones_like(m.weight)) for m in norms)
 
 
-def test_cbp_replaces_units_of_a_layernorm_network():
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        ("cbp", {"replacement_rate": 0.05, "maturity_threshold": 4}),
+        ("redo", {"tau": 0.5, "every": 2}),
+    ],
+)
+def test_unit_methods_replace_units_of_a_layernorm_network(name, settings):
     model = build("ppo", {"name": "layernorm"})
-    cbp = method_callback("cbp", replacement_rate=0.05, maturity_threshold=4, seed=0)
-    model.learn(256, callback=cbp)
-    assert sum(cbp.replaced_total.values()) > 0
+    unit = method_callback(name, seed=0, **settings)
+    model.learn(256, callback=unit)
+    assert sum(unit.replaced_total.values()) > 0
     layer = network_groups(model)[0].layers[0]
     assert layer.layer_norm is not None and layer.layer_norm.weight.grad is not None
 
