@@ -122,8 +122,8 @@ class MethodCallback(BaseCallback):
 
     @property
     def label(self) -> str:
-        """The callback's class name, for messages."""
-        return type(self).__name__
+        """The method's class name (``ReDo``), for messages."""
+        return self.method_class.__name__
 
     # -- SB3 hooks -------------------------------------------------------------------------------
 

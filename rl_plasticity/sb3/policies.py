@@ -50,15 +50,21 @@ def changes_policy(method: Method) -> bool:
 
 
 class _MethodMixin:
-    """Keeps the ``method`` policy keyword, builds the method, saves the keyword with the model."""
+    """Takes the ``method`` policy keyword, builds the method, saves the keyword with the model.
+
+    :param args: the SB3 policy's positional arguments
+    :param method: ``{"name": <registered name>, <settings>}``, or None for none
+    :param kwargs: the SB3 policy's keyword arguments
+    """
 
     plasticity_method: Method | None
     method_spec: dict[str, Any]
 
-    def _set_method(self, method: Mapping[str, Any] | None) -> None:
+    def __init__(self, *args: Any, method: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         # Before nn.Module.__init__: plain attributes only (SB3 builds the nets in __init__).
         self.method_spec = dict(method or {})
         self.plasticity_method = _method(self.method_spec)
+        super().__init__(*args, **kwargs)
 
     def _built(self, module: nn.Module) -> nn.Module:
         if self.plasticity_method is None:
@@ -70,18 +76,15 @@ class _MethodMixin:
             return optimizer
         return self.plasticity_method.wrap_optimizer(optimizer)
 
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "method": self.method_spec}
+
 
 class MethodActorCriticPolicy(_MethodMixin, ActorCriticPolicy):
     """SB3's ``ActorCriticPolicy`` (PPO, A2C) with a method's architecture and optimizer.
 
-    :param args: as ``ActorCriticPolicy``
-    :param method: ``{"name": <registered name>, <settings>}``, or None for none
-    :param kwargs: as ``ActorCriticPolicy``
+    Takes ``ActorCriticPolicy``'s arguments and ``method={"name": ..., <settings>}``.
     """
-
-    def __init__(self, *args: Any, method: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        self._set_method(method)
-        super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
@@ -99,75 +102,41 @@ class MethodActorCriticPolicy(_MethodMixin, ActorCriticPolicy):
             )
         self.optimizer = self._wrapped(self.optimizer)
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "method": self.method_spec}
+
+class _ActorCriticMixin(_MethodMixin):
+    """SAC/TD3: the method builds each actor and critic (targets too); wraps both optimizers."""
+
+    def make_actor(self, *args: Any, **kwargs: Any) -> Any:
+        return self._built(super().make_actor(*args, **kwargs))
+
+    def make_critic(self, *args: Any, **kwargs: Any) -> Any:
+        return self._built(super().make_critic(*args, **kwargs))
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        self.actor.optimizer = self._wrapped(self.actor.optimizer)
+        self.critic.optimizer = self._wrapped(self.critic.optimizer)
 
 
-class MethodSACPolicy(_MethodMixin, SACPolicy):
+class MethodSACPolicy(_ActorCriticMixin, SACPolicy):
     """SB3's ``SACPolicy`` with a method's architecture and optimizer.
 
-    :param args: as ``SACPolicy``
-    :param method: ``{"name": <registered name>, <settings>}``, or None for none
-    :param kwargs: as ``SACPolicy``
+    Takes ``SACPolicy``'s arguments and ``method={"name": ..., <settings>}``.
     """
 
-    def __init__(self, *args: Any, method: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        self._set_method(method)
-        super().__init__(*args, **kwargs)
 
-    def make_actor(self, *args: Any, **kwargs: Any) -> Any:
-        return self._built(super().make_actor(*args, **kwargs))
-
-    def make_critic(self, *args: Any, **kwargs: Any) -> Any:
-        return self._built(super().make_critic(*args, **kwargs))
-
-    def _build(self, lr_schedule: Any) -> None:
-        super()._build(lr_schedule)
-        self.actor.optimizer = self._wrapped(self.actor.optimizer)
-        self.critic.optimizer = self._wrapped(self.critic.optimizer)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "method": self.method_spec}
-
-
-class MethodTD3Policy(_MethodMixin, TD3Policy):
+class MethodTD3Policy(_ActorCriticMixin, TD3Policy):
     """SB3's ``TD3Policy`` with a method's architecture and optimizer.
 
-    :param args: as ``TD3Policy``
-    :param method: ``{"name": <registered name>, <settings>}``, or None for none
-    :param kwargs: as ``TD3Policy``
+    Takes ``TD3Policy``'s arguments and ``method={"name": ..., <settings>}``.
     """
-
-    def __init__(self, *args: Any, method: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        self._set_method(method)
-        super().__init__(*args, **kwargs)
-
-    def make_actor(self, *args: Any, **kwargs: Any) -> Any:
-        return self._built(super().make_actor(*args, **kwargs))
-
-    def make_critic(self, *args: Any, **kwargs: Any) -> Any:
-        return self._built(super().make_critic(*args, **kwargs))
-
-    def _build(self, lr_schedule: Any) -> None:
-        super()._build(lr_schedule)
-        self.actor.optimizer = self._wrapped(self.actor.optimizer)
-        self.critic.optimizer = self._wrapped(self.critic.optimizer)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "method": self.method_spec}
 
 
 class MethodDQNPolicy(_MethodMixin, DQNPolicy):
     """SB3's ``DQNPolicy`` with a method's architecture and optimizer.
 
-    :param args: as ``DQNPolicy``
-    :param method: ``{"name": <registered name>, <settings>}``, or None for none
-    :param kwargs: as ``DQNPolicy``
+    Takes ``DQNPolicy``'s arguments and ``method={"name": ..., <settings>}``.
     """
-
-    def __init__(self, *args: Any, method: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        self._set_method(method)
-        super().__init__(*args, **kwargs)
 
     def make_q_net(self) -> Any:
         return self._built(super().make_q_net())
@@ -175,9 +144,6 @@ class MethodDQNPolicy(_MethodMixin, DQNPolicy):
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
         self.optimizer = self._wrapped(self.optimizer)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "method": self.method_spec}
 
 
 #: SB3's MLP policy class -> the subclass carrying a method.
