@@ -1,7 +1,7 @@
 """Run directories, read and sorted into what may be compared.
 
-A run directory is any folder holding a ``config.json`` (laid out as ``experiment.py`` writes
-it). Runs are pooled over seeds only within a *row*: the same group, the same env spec content
+A run directory is any folder holding a ``config.json`` (laid out as ``experiment/rundir.py``
+says). Runs are pooled over seeds only within a *row*: the same group, the same env spec content
 and the same agent spec content (``config.json`` holds both resolved specs). Two spec files with
 the same name but different settings are two rows, labelled apart by a short hash of their
 content; runs of several groups are labelled ``group/agent``. The same row and seed found twice
@@ -22,6 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.experiment.rundir import (
+    EPISODES_CSV,
+    METRICS_CSV,
+    PROGRESS_CSV,
+    read_config,
+    read_status,
+    run_dirs,
+)
 
 #: Statuses of a run that will not go on by itself (anything else is "running").
 FINISHED = ("done", "failed", "interrupted")
@@ -151,12 +159,10 @@ def load_runs(run_root: Path) -> list[Run]:
     :return: the runs, sorted by (env, agent, group, seed, path), labelled (:func:`label_rows`)
     """
     runs = []
-    for config_path in sorted(Path(run_root).rglob("config.json")):
-        path = config_path.parent
-        config = json.loads(config_path.read_text())
-        status_path = path / "status.json"
-        status = json.loads(status_path.read_text()) if status_path.is_file() else {}
-        progress = read_csv_columns(path / "progress.csv")
+    for path in run_dirs(run_root):
+        config = read_config(path)
+        status = read_status(path)
+        progress = read_csv_columns(path / PROGRESS_CSV)
         if "time/total_timesteps" in progress:
             progress["timestep"] = progress["time/total_timesteps"]
         runs.append(
@@ -168,8 +174,8 @@ def load_runs(run_root: Path) -> list[Run]:
                 config=config,
                 status=str(status.get("status", "missing")),
                 reason=status.get("reason"),
-                episodes=read_csv_columns(path / "episodes.csv"),
-                metrics=read_csv_columns(path / "metrics.csv"),
+                episodes=read_csv_columns(path / EPISODES_CSV),
+                metrics=read_csv_columns(path / METRICS_CSV),
                 progress=progress,
             )
         )

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.evaluation import EvalSettings
-from rl_plasticity.experiment import RunResult
+from rl_plasticity.experiment.rundir import RunResult
 from rl_plasticity.overrides import Override
 from rl_plasticity.sweep.local import CHILD_ENV_DEFAULTS, Children, run_local, run_task, signals_to
 from rl_plasticity.sweep.plan import LOGS, RunTask, default_jobs, parse_seeds, plan

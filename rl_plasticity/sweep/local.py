@@ -12,12 +12,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 
-from rl_plasticity.experiment import (
-    CHECKPOINTS,
+from rl_plasticity.experiment.rundir import (
     RunResult,
     checkpoint_step,
-    checkpoints,
     is_finished,
+    last_checkpoint,
     read_status,
     write_status,
 )
@@ -142,8 +141,8 @@ def run_task(task: RunTask, children: Children | None = None) -> RunResult:
     signum = children.signum if children is not None else None
     if signum is not None and code in (-signum, 128 + signum):
         # Stopped by the signal we passed on while it was still starting: no harm done.
-        last = checkpoints(task.path / CHECKPOINTS)[-1:]
-        at = checkpoint_step(last[0]) if last else None
+        last = last_checkpoint(task.path)
+        at = checkpoint_step(last) if last is not None else None
         reason = f"{signal.Signals(signum).name} while starting"
         if status:
             write_status(

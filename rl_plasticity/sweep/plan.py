@@ -10,13 +10,12 @@ from pathlib import Path
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.evaluation import EvalSettings
-from rl_plasticity.experiment import (
-    CHECKPOINTS,
+from rl_plasticity.experiment.build import rollout_steps, round_up
+from rl_plasticity.experiment.rundir import (
     check_same_specs,
-    checkpoints,
     is_finished,
-    rollout_steps,
-    round_up,
+    is_started,
+    last_checkpoint,
     run_dir,
 )
 from rl_plasticity.overrides import Override, combinations
@@ -149,11 +148,10 @@ def plan(
                 # A run made with other specs is neither resumed nor reused as finished.
                 check_same_specs(path, env_specs[env], agent_spec)
                 again = "--resume"
-                started = (path / "config.json").is_file()
                 if (
-                    started
+                    is_started(path)
                     and not is_finished(path, run_steps)
-                    and not checkpoints(path / CHECKPOINTS)
+                    and last_checkpoint(path) is None
                 ):
                     say(f"{path.name} has no checkpoint: it starts again from step 0")
                     again = "--restart"

@@ -10,7 +10,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rl_plasticity.experiment import RunResult, format_duration, read_status
+from rl_plasticity.experiment.progress import format_duration
+from rl_plasticity.experiment.rundir import RunResult, read_status
 from rl_plasticity.sweep.plan import RunTask
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.experiment import RunResult, read_status, write_status
+from rl_plasticity.experiment.rundir import RunResult, read_status, write_status
 from rl_plasticity.sweep.local import run_task
 from rl_plasticity.sweep.plan import RunTask
 from rl_plasticity.sweep.progress import Tracker
