@@ -34,12 +34,12 @@ torch.set_num_threads(1)
 
 ALGOS = {
     "ppo": (PPO, "Pendulum-v1", dict(n_steps=64, batch_size=32, n_epochs=2), 256),
-    "sac": (SAC, "Pendulum-v1", dict(batch_size=32, learning_starts=50, buffer_size=1000), 200),
+    "sac": (SAC, "Pendulum-v1", dict(batch_size=32, learning_starts=50, buffer_size=1000), 150),
     "dqn": (
         DQN,
         "CartPole-v1",
         dict(batch_size=32, learning_starts=50, buffer_size=1000, train_freq=1),
-        300,
+        250,
     ),
 }
 
