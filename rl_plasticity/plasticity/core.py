@@ -6,6 +6,9 @@
   holds the features of exactly the minibatch that step learned from.
 * :func:`reinit_units_` replaces units: incoming rows re-drawn, incoming bias 0, LayerNorm affine
   1/0, outgoing columns 0, and the optimizer state of exactly those rows and columns set to 0.
+* :class:`InputRecorder` and :func:`sequential_roots` keep the inputs of the ``nn.Sequential``
+  containers of hidden layers, from which ``Method.loss_term``'s features are recomputed.
+* :func:`default_reinit` re-draws a whole network (``Method.reinit`` outside SB3).
 
 This module knows nothing of SB3.
 """
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rl_plasticity.plasticity.init import uniform
+from rl_plasticity.plasticity.init import reinit_linear_, uniform
 from rl_plasticity.plasticity.layers import HiddenLayer
 
 
@@ -151,3 +154,68 @@ def reinit_units_(
                 out.bias.add_(out.weight[:, rows] @ means[rows].to(out.weight))
             out.weight.index_fill_(1, rows, 0)
             zero_optimizer_state_(optimizer, out.weight, rows, 1)
+
+
+def default_reinit(module: nn.Module, init: str, generator: torch.Generator) -> None:
+    """Re-draw every Linear and LayerNorm of ``module``: ``init`` ``"default"`` calls each
+    submodule's own ``reset_parameters()`` (torch's defaults, torch's global generator); another
+    name draws Linears from that distribution (``init.reinit_linear_``) with ``generator``.
+
+    :param module: the network, changed in place
+    :param init: ``"default"`` or a name of ``init.INITS``
+    :param generator: random source for named distributions
+    """
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear) and init != "default":
+            reinit_linear_(sub, init, generator)
+        elif isinstance(sub, (nn.Linear, nn.LayerNorm)):
+            sub.reset_parameters()
+
+
+class InputRecorder:
+    """Forward pre-hooks keeping the input of each watched module's latest training forward.
+
+    :param modules: the modules to watch (the ``nn.Sequential`` containers of hidden layers)
+    """
+
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        self.modules = list(modules)
+        self.latest: list[torch.Tensor | None] = [None] * len(self.modules)
+        self._handles: list = []
+        self.resume()
+
+    def _hook(self, index: int):
+        def keep(module: nn.Module, inputs: tuple) -> None:
+            if torch.is_grad_enabled():
+                self.latest[index] = inputs[0].detach()
+
+        return keep
+
+    def resume(self) -> None:
+        """Put the hooks (back) on the modules."""
+        if not self._handles:
+            self._handles = [
+                m.register_forward_pre_hook(self._hook(i)) for i, m in enumerate(self.modules)
+            ]
+
+    def pause(self) -> None:
+        """Remove the hooks until :meth:`resume`."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+def sequential_roots(module: nn.Module, layers: Sequence[HiddenLayer]) -> list[nn.Module]:
+    """The ``nn.Sequential`` containers that hold ``layers``, in order, each once.
+
+    :param module: the network the layers' names are relative to
+    :param layers: hidden layers of ``module``
+    :return: the containers
+    """
+    roots: list[nn.Module] = []
+    for layer in layers:
+        parent = layer.name.rpartition(".")[0]
+        root = module.get_submodule(parent) if parent else module
+        if all(root is not r for r in roots):
+            roots.append(root)
+    return roots

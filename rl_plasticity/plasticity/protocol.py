@@ -53,7 +53,13 @@ import torch
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.plasticity.core import ActivationRecorder, new_generator
+from rl_plasticity.plasticity.core import (
+    ActivationRecorder,
+    InputRecorder,
+    default_reinit,
+    new_generator,
+    sequential_roots,
+)
 from rl_plasticity.plasticity.layers import HiddenLayer, find_hidden_layers, required_layers
 from rl_plasticity.validate import check_optional_int
 
@@ -176,52 +182,6 @@ def overrides(method: Method, hook: str) -> bool:
     return getattr(type(method), hook) is not getattr(Method, hook)
 
 
-def default_reinit(module: nn.Module, init: str, generator: torch.Generator) -> None:
-    """Re-draw every Linear and LayerNorm of ``module``: ``init`` ``"default"`` calls each
-    submodule's own ``reset_parameters()`` (torch's defaults, torch's global generator); another
-    name draws Linears from that distribution (``init.reinit_linear_``) with ``generator``.
-
-    :param module: the network, changed in place
-    :param init: ``"default"`` or a name of ``init.INITS``
-    :param generator: random source for named distributions
-    """
-    from rl_plasticity.plasticity.init import reinit_linear_
-
-    for sub in module.modules():
-        if isinstance(sub, nn.Linear) and init != "default":
-            reinit_linear_(sub, init, generator)
-        elif isinstance(sub, (nn.Linear, nn.LayerNorm)):
-            sub.reset_parameters()
-
-
-class _InputRecorder:
-    """Forward pre-hooks keeping the input of each watched module's latest training forward."""
-
-    def __init__(self, modules: Sequence[nn.Module]) -> None:
-        self.modules = list(modules)
-        self.latest: list[torch.Tensor | None] = [None] * len(self.modules)
-        self._handles: list = []
-        self.resume()
-
-    def _hook(self, index: int):
-        def keep(module: nn.Module, inputs: tuple) -> None:
-            if torch.is_grad_enabled():
-                self.latest[index] = inputs[0].detach()
-
-        return keep
-
-    def resume(self) -> None:
-        if not self._handles:
-            self._handles = [
-                m.register_forward_pre_hook(self._hook(i)) for i, m in enumerate(self.modules)
-            ]
-
-    def pause(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-
 class Method:
     """Base of every plasticity method: attach to a network, run the hooks, save state.
 
@@ -272,7 +232,7 @@ class Method:
         self.steps = 0
         self.reinit: Reinit = default_reinit
         self._recorder: ActivationRecorder | None = None
-        self._inputs: _InputRecorder | None = None
+        self._inputs: InputRecorder | None = None
         self._roots: list[nn.Module] = []
         self._handles: list = []
         if module is not None:
@@ -379,8 +339,8 @@ class Method:
         if self.records_features:
             self._recorder = ActivationRecorder(self.layers)
         if self.loss_features:
-            self._roots = _roots(module, self.layers)
-            self._inputs = _InputRecorder(self._roots)
+            self._roots = sequential_roots(module, self.layers)
+            self._inputs = InputRecorder(self._roots)
         if optimizer is not None:
             self._handles.append(optimizer.register_step_post_hook(self._post_step))
             if overrides(self, "loss_term"):
@@ -477,14 +437,3 @@ class Method:
         self.steps = int(state.get("steps", 0))
         if self.generator is not None and state.get("generator") is not None:
             self.generator.set_state(state["generator"])
-
-
-def _roots(module: nn.Module, layers: Sequence[HiddenLayer]) -> list[nn.Module]:
-    """The ``nn.Sequential`` containers that hold ``layers``, in order, each once."""
-    roots: list[nn.Module] = []
-    for layer in layers:
-        parent = layer.name.rpartition(".")[0]
-        root = module.get_submodule(parent) if parent else module
-        if all(root is not r for r in roots):
-            roots.append(root)
-    return roots
