@@ -258,3 +258,23 @@ def test_agent_spec_builds_the_method_into_the_policy(tmp_path):
     model = build_model(agent, make_env("CartPole-v1"), seed=0, device="cpu")
     assert any(isinstance(m, nn.LayerNorm) for m in model.policy.mlp_extractor.modules())
     assert isinstance(agent.make_method(), callback_class("test_layer_norm"))
+
+
+def test_hooks_act_on_fast_ppo_training_forwards():
+    from rl_plasticity.sb3 import FastPPO
+
+    model = FastPPO(
+        "MlpPolicy",
+        make_env("Pendulum-v1"),
+        n_steps=64,
+        batch_size=32,
+        n_epochs=2,
+        policy_kwargs=TINY,
+        seed=0,
+    )
+    steps = count_steps(model)
+    penalty = method_callback("test_feature_penalty", coeff=1.0)
+    cbp = method_callback("cbp", replacement_rate=0.1, maturity_threshold=2, seed=0)
+    model.learn(256, callback=[penalty, cbp])
+    assert penalty.counters["policy/with_features"] == steps["policy"][0] > 0
+    assert all(n > 0 for n in cbp.replaced_total.values())
