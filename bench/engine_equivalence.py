@@ -18,11 +18,22 @@ until float rounding in the update makes the parameters drift apart).
 
     .venv/bin/python -m bench.engine_equivalence --env HalfCheetah-v5 --seeds 8 --steps 32768 \\
         --out bench/results/engine_equivalence.md
+
+With ``--drift``, the calibration of "the same within float rounding": SB3's PPO, SB3's PPO with
+Adam fused (a change of float rounding only) and the engine train on the same buffers (collected
+by the first), from the same weights and random state; after each ``train()`` it prints how far
+each is from SB3's PPO: the largest parameter difference and the largest difference of log pi
+on the buffer's observations. PPO amplifies rounding (Adam divides by small moments; a ratio on
+either side of the clip edge switches a sample's gradient off), so the engine should be as far
+from SB3 as SB3 is from itself with fused Adam, no farther.
+
+    .venv/bin/python -m bench.engine_equivalence --drift --steps 8192
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -30,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy import stats
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from rl_plasticity.experiment import build_model, make_vec_env
 from rl_plasticity.specs import EnvSpec, load_agent_spec
@@ -88,20 +99,76 @@ def compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return float(u), float(perm), float(paired)
 
 
+def drift(env_id: str, rollouts: int) -> list[str]:
+    """SB3's PPO, SB3's PPO with fused Adam and the engine trained on the same buffers."""
+    env = EnvSpec(name=env_id, path=Path(), env_id=env_id)
+    models = {}
+    for name, algorithm in (("SB3", "PPO"), ("SB3 fused Adam", "PPO"), ("FastPPO", "FastPPO")):
+        spec = dataclasses.replace(load_agent_spec("ppo"), algorithm=algorithm)
+        models[name] = build_model(spec, make_vec_env(env, spec), 0, "cpu")
+        models[name].policy.load_state_dict(models["SB3"].policy.state_dict())
+        models[name]._setup_learn(10**9)
+    for group in models["SB3 fused Adam"].policy.optimizer.param_groups:
+        group["fused"], group["foreach"] = True, None
+    reference = models["SB3"]
+    callback = CallbackList([])
+    callback.init_callback(reference)
+    lines = [
+        f"{env_id}, agents/ppo.toml: distance from SB3's PPO after each train() on the same "
+        "buffer (largest |parameter difference|; largest |log pi difference| on the buffer)",
+        "",
+        "| train() | SB3, fused Adam | FastPPO |",
+        "|---|---|---|",
+    ]
+    for index in range(rollouts):
+        reference.collect_rollouts(reference.env, callback, reference.rollout_buffer, 2048)
+        buffer = reference.rollout_buffer
+        observations = torch.as_tensor(buffer.observations).float().flatten(0, 1)
+        actions = torch.as_tensor(buffer.actions).flatten(0, 1)
+        state = np.random.get_state()
+        for model in models.values():
+            model.rollout_buffer = copy.deepcopy(buffer)
+            np.random.set_state(state)
+            model.train()
+        with torch.no_grad():
+            log_pi = {
+                n: m.policy.evaluate_actions(observations, actions)[1] for n, m in models.items()
+            }
+        cells = []
+        for name in ("SB3 fused Adam", "FastPPO"):
+            params = zip(
+                reference.policy.parameters(), models[name].policy.parameters(), strict=True
+            )
+            weight = max((a - b).abs().max().item() for a, b in params)
+            policy = (log_pi[name] - log_pi["SB3"]).abs().max().item()
+            cells.append(f"{weight:.1e}; {policy:.1e}")
+        lines.append(f"| {index + 1} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
 def main() -> None:
     """Train both engines on every seed, test, print and optionally write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="HalfCheetah-v5")
-    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=8, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=32_768)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--drift", action="store_true", help="only the rounding calibration")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.drift:
+        text = "\n".join(drift(args.env, args.steps // 2048))
+        print(text)
+        if args.out is not None:
+            args.out.write_text(text + "\n")
+        return
     final = {e: [] for e in ENGINES}
     area = {e: [] for e in ENGINES}
     cpu = {e: 0.0 for e in ENGINES}
     same = []
-    for seed in range(args.seeds):
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    for seed in seeds:
         runs = {}
         for engine in ENGINES:
             runs[engine], seconds = run(engine, args.env, seed, args.steps)
@@ -113,7 +180,8 @@ def main() -> None:
         pairs = zip(runs["PPO"], runs["FastPPO"], strict=False)
         same.append(next((i for i, (x, y) in enumerate(pairs) if x != y), len(runs["PPO"])))
     lines = [
-        f"{args.env}, {args.seeds} seeds x {args.steps} steps per engine, agents/ppo.toml "
+        f"{args.env}, seeds {seeds.start}-{seeds.stop - 1}, {args.steps} steps per engine, "
+        "agents/ppo.toml "
         f"(n_envs 1, 1 torch thread); CPU seconds: SB3 {cpu['PPO']:.0f}, FastPPO "
         f"{cpu['FastPPO']:.0f}",
         "",
