@@ -36,6 +36,12 @@ _EXPORTS = {
     "ShrinkAndPerturb": "rl_plasticity.plasticity.callbacks",
     "L2Init": "rl_plasticity.plasticity.callbacks",
     "Reset": "rl_plasticity.plasticity.callbacks",
+    # the method protocol: any registered method as a callback or inside the policy
+    "Method": "rl_plasticity.plasticity.protocol",
+    "register_method": "rl_plasticity.plasticity.protocol",
+    "MethodCallback": "rl_plasticity.sb3.callbacks",
+    "method_callback": "rl_plasticity.sb3.callbacks",
+    "method_policy": "rl_plasticity.sb3.policies",
     # torch cores and optimizers, for any nn.Module
     "CBP": "rl_plasticity.plasticity.cbp",
     "DormantReset": "rl_plasticity.plasticity.redo",
