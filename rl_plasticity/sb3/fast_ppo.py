@@ -21,8 +21,9 @@ replaces two methods, for an ``MlpPolicy`` with Box actions:
   enabled, so CBP's, ReDo's and ``PlasticityMetrics``' hooks see exactly the training forwards.
   The loss from the Gaussian's mean, the values and the log-std on is one autograd node
   (:class:`PPOLoss`: SB3's formulas forward, autograd's gradient written out), the gradients live
-  in one buffer (one zeroing, one norm), and Adam runs fused. After one ``train()`` from the same
-  buffer and random state, parameters and Adam's moments equal SB3's within float rounding.
+  in one buffer (one zeroing, one norm), and Adam runs as multi-tensor (foreach) kernels, which
+  compute torch's per-parameter Adam to the bit. After one ``train()`` from the same buffer and
+  random state, parameters and Adam's moments equal SB3's within float rounding.
 
 Anything else (a CNN or dict policy, discrete actions, gSDE, squashed actions, a custom policy
 class, a GPU) runs SB3's own code, with a warning that says why.
@@ -238,11 +239,13 @@ class FastPPO(PPO):
             warnings.warn(f"FastPPO runs SB3's PPO code paths: {self._unsupported}", stacklevel=2)
             return
         optimizer = self.policy.optimizer
-        if isinstance(optimizer, torch.optim.Adam) and not optimizer.defaults["differentiable"]:
-            # The same update in one fused kernel (about 3x faster than torch's per-parameter
-            # loop on CPU; the results differ from it only by float rounding).
+        if isinstance(optimizer, torch.optim.Adam) and not optimizer.defaults["fused"]:
+            # The same arithmetic as torch's per-parameter loop, to the bit, one multi-tensor
+            # kernel per operation. Not fused: the fused CPU kernel moves parameters whose second
+            # moment is tiny by up to a sixth of a learning-rate step differently after one
+            # update (bench/results/engine_drift.md), which PPO then amplifies.
             for group in optimizer.param_groups:
-                group["fused"], group["foreach"] = True, None
+                group["foreach"] = True
 
     def _excluded_save_params(self) -> list[str]:
         runtime = ("_unsupported", "_pi_steps", "_vf_steps", "_log_std", "_gaussian", "_grads")
