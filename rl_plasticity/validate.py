@@ -87,6 +87,19 @@ def check_optional_int(key: str, value: Any, low: int, high: int = MAX_INT) -> i
     return None if value is None else check_int(key, value, low, high)
 
 
+def check_bool(key: str, value: Any) -> bool:
+    """``value`` if it is a bool (TOML's ``true``/``false``; 0 and 1 are not).
+
+    :param key: the setting's name
+    :param value: what was given
+    :return: ``value``
+    :raises ConfigError: for anything else
+    """
+    if not isinstance(value, bool):
+        raise ConfigError(key, value, "true or false")
+    return value
+
+
 def check_choice(key: str, value: Any, options: Iterable[str]) -> str:
     """``value`` if it is one of ``options``.
 

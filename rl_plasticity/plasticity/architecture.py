@@ -17,11 +17,16 @@ This module knows nothing of SB3.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+import torch
 from torch import nn
 
-from rl_plasticity.plasticity.layers import ACTIVATIONS
+from rl_plasticity.plasticity.layers import ACTIVATIONS, HiddenLayer
+from rl_plasticity.plasticity.protocol import Method
+from rl_plasticity.validate import check_choice
 
 
 @dataclass
@@ -165,3 +170,44 @@ def concat_activations(module: nn.Module, make: type[nn.Module], width: str) -> 
         wider = resized_linear(reader, 2 * reader.in_features, reader.out_features)
         replace_module(module, reader, wider)
     return made
+
+
+class ConcatActivationMethod(Method):
+    """Base of the methods that put an activation of twice the features in place of every hidden
+    activation (CReLU, deep Fourier features); a subclass sets :attr:`activation`.
+
+    :param module: the network; None: :meth:`attach` later (the architecture is changed by
+        :meth:`build_network`)
+    :param optimizer: unused
+    :param width: ``"double_fan_in"`` (keep the units, readers get twice the inputs) or
+        ``"halve_units"`` (half the units, the same number of features)
+    :param seed: unused
+    :param layers: unused
+    :param heads: unused
+    """
+
+    #: the activation's class (no arguments), returning twice the features it gets
+    activation: ClassVar[type[nn.Module]]
+
+    def __init__(
+        self,
+        module: nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        width: str = "double_fan_in",
+        seed: int | None = None,
+        layers: Sequence[HiddenLayer] | None = None,
+        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
+    ) -> None:
+        self.width = check_choice("width", width, WIDTHS)
+        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+
+    def build_network(self, module: nn.Module) -> nn.Module:
+        """Put :attr:`activation` in place of every hidden activation and resize the Linears
+        around it (:func:`concat_activations`).
+
+        :param module: the network
+        :return: ``module``, changed in place
+        """
+        concat_activations(module, self.activation, self.width)
+        return module

@@ -9,6 +9,7 @@
 * :class:`InputRecorder` and :func:`sequential_roots` keep the inputs of the ``nn.Sequential``
   containers of hidden layers, from which ``Method.loss_term``'s features are recomputed.
 * :func:`default_reinit` re-draws a whole network (``Method.reinit`` outside SB3).
+* :func:`check_schedule` checks when a periodic or at-change method acts (``every``, ``at_change``).
 
 This module knows nothing of SB3.
 """
@@ -20,8 +21,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.init import reinit_linear_, uniform
 from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.validate import check_bool, check_int
 
 
 def new_generator(seed: int | None) -> torch.Generator:
@@ -36,6 +39,22 @@ def new_generator(seed: int | None) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def check_schedule(every: object, at_change: object) -> tuple[int, bool]:
+    """``every`` (optimizer steps between events; 0: none periodically) and ``at_change`` (act
+    at each environment change), checked: at least one of them makes the method act.
+
+    :param every: the ``every`` setting
+    :param at_change: the ``at_change`` setting
+    :return: ``(every, at_change)``
+    :raises ConfigError: for a value of the wrong type, or neither acting
+    """
+    period = check_int("every", every, 0, whole_floats=True)
+    change = check_bool("at_change", at_change)
+    if period == 0 and not change:
+        raise ConfigError("every", every, "a positive period, or at_change = true")
+    return period, change
 
 
 class ActivationRecorder:

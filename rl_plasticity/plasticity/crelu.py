@@ -26,15 +26,11 @@ applied to them like to every Linear).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import torch
 from torch import nn
 
-from rl_plasticity.plasticity.architecture import WIDTHS, concat_activations
-from rl_plasticity.plasticity.layers import HiddenLayer
-from rl_plasticity.plasticity.protocol import Method, register_method
-from rl_plasticity.validate import check_choice
+from rl_plasticity.plasticity.architecture import ConcatActivationMethod
+from rl_plasticity.plasticity.protocol import register_method
 
 
 class CReLUActivation(nn.Module):
@@ -45,37 +41,10 @@ class CReLUActivation(nn.Module):
 
 
 @register_method("crelu")
-class CReLU(Method):
+class CReLU(ConcatActivationMethod):
     """Replace each hidden activation by CReLU.
 
-    :param module: the network; None: :meth:`attach` later (the architecture is changed by
-        :meth:`build_network`)
-    :param optimizer: unused
-    :param width: ``"double_fan_in"`` (keep the units, readers get twice the inputs) or
-        ``"halve_units"`` (half the units, the same number of features)
-    :param seed: unused
-    :param layers: unused
-    :param heads: unused
+    Parameters (setting: ``width``): those of :class:`.architecture.ConcatActivationMethod`.
     """
 
-    def __init__(
-        self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
-        *,
-        width: str = "double_fan_in",
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
-    ) -> None:
-        self.width = check_choice("width", width, WIDTHS)
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
-
-    def build_network(self, module: nn.Module) -> nn.Module:
-        """Put CReLU in place of every hidden activation and resize the Linears around it.
-
-        :param module: the network
-        :return: ``module``, changed in place
-        """
-        concat_activations(module, CReLUActivation, self.width)
-        return module
+    activation = CReLUActivation

@@ -25,15 +25,11 @@ Hook: ``build_network`` (SB3: carried by ``rl_plasticity.sb3.policies``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import torch
 from torch import nn
 
-from rl_plasticity.plasticity.architecture import WIDTHS, concat_activations
-from rl_plasticity.plasticity.layers import HiddenLayer
-from rl_plasticity.plasticity.protocol import Method, register_method
-from rl_plasticity.validate import check_choice
+from rl_plasticity.plasticity.architecture import ConcatActivationMethod
+from rl_plasticity.plasticity.protocol import register_method
 
 
 class FourierActivation(nn.Module):
@@ -44,37 +40,10 @@ class FourierActivation(nn.Module):
 
 
 @register_method("fourier")
-class DeepFourierFeatures(Method):
+class DeepFourierFeatures(ConcatActivationMethod):
     """Replace each hidden activation by ``[sin, cos]``.
 
-    :param module: the network; None: :meth:`attach` later (the architecture is changed by
-        :meth:`build_network`)
-    :param optimizer: unused
-    :param width: ``"double_fan_in"`` (keep the units, readers get twice the inputs) or
-        ``"halve_units"`` (half the units, the same number of features)
-    :param seed: unused
-    :param layers: unused
-    :param heads: unused
+    Parameters (setting: ``width``): those of :class:`.architecture.ConcatActivationMethod`.
     """
 
-    def __init__(
-        self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
-        *,
-        width: str = "double_fan_in",
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
-    ) -> None:
-        self.width = check_choice("width", width, WIDTHS)
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
-
-    def build_network(self, module: nn.Module) -> nn.Module:
-        """Put ``[sin, cos]`` in place of every hidden activation and resize the Linears.
-
-        :param module: the network
-        :return: ``module``, changed in place
-        """
-        concat_activations(module, FourierActivation, self.width)
-        return module
+    activation = FourierActivation

@@ -56,8 +56,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.architecture import hidden_pairs, replace_module
+from rl_plasticity.plasticity.core import check_schedule
 from rl_plasticity.plasticity.init import check_init, reinit_linear_
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
@@ -218,12 +218,7 @@ class Injection(Method):
         layers: Sequence[HiddenLayer] | None = None,
         heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
-        if not isinstance(at_change, bool):
-            raise ConfigError("at_change", at_change, "true or false")
-        self.at_change = at_change
-        self.every = check_int("every", every, 0, whole_floats=True)
-        if self.every == 0 and not at_change:
-            raise ConfigError("every", every, "a positive period, or at_change = true")
+        self.every, self.at_change = check_schedule(every, at_change)
         self.max_injections = check_int("max_injections", max_injections, 1, 100)
         self.init = check_init(init, allowed=RESET_INITS)
         #: injection counts shared by networks of the same structure (a network and its target)

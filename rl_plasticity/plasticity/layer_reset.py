@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rl_plasticity.errors import ConfigError
+from rl_plasticity.plasticity.core import check_schedule
 from rl_plasticity.plasticity.init import check_init, reinit_linear_
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
@@ -109,12 +109,7 @@ class LayerReset(Method):
         heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.n_layers = check_int("n_layers", n_layers, 1, 100)
-        self.every = check_int("every", every, 0, whole_floats=True)
-        if not isinstance(at_change, bool):
-            raise ConfigError("at_change", at_change, "true or false")
-        if self.every == 0 and not at_change:
-            raise ConfigError("every", every, "a positive period, or at_change = true")
-        self.at_change = at_change
+        self.every, self.at_change = check_schedule(every, at_change)
         self.init = check_init(init, allowed=RESET_INITS)
         self.resets = 0
         self.reset_modules: list[nn.Module] = []

@@ -35,11 +35,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.architecture import hidden_pairs
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
-from rl_plasticity.validate import check_number
+from rl_plasticity.validate import check_bool, check_number
 
 
 def insert_layer_norms(
@@ -101,9 +100,7 @@ class LayerNorm(Method):
         layers: Sequence[HiddenLayer] | None = None,
         heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
-        if not isinstance(elementwise_affine, bool):
-            raise ConfigError("elementwise_affine", elementwise_affine, "true or false")
-        self.elementwise_affine = elementwise_affine
+        self.elementwise_affine = check_bool("elementwise_affine", elementwise_affine)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
         super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
 

@@ -41,11 +41,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.layernorm import insert_layer_norms
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
-from rl_plasticity.validate import check_number
+from rl_plasticity.validate import check_bool, check_number
 
 
 def _norm(group: list[torch.Tensor]) -> float:
@@ -85,15 +84,10 @@ class NormalizeAndProject(Method):
         layers: Sequence[HiddenLayer] | None = None,
         heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
-        if not isinstance(elementwise_affine, bool):
-            raise ConfigError("elementwise_affine", elementwise_affine, "true or false")
-        for key, value in (("project_output", project_output), ("project_affine", project_affine)):
-            if not isinstance(value, bool):
-                raise ConfigError(key, value, "true or false")
-        self.elementwise_affine = elementwise_affine
+        self.elementwise_affine = check_bool("elementwise_affine", elementwise_affine)
+        self.project_output = check_bool("project_output", project_output)
+        self.project_affine = check_bool("project_affine", project_affine)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
-        self.project_output = project_output
-        self.project_affine = project_affine
         #: each projected group of tensors (one matrix, or a LayerNorm's scale and offset)
         self.weights: list[list[torch.Tensor]] = []
         self.norms: list[float] = []

@@ -37,14 +37,12 @@ build it, and its state is saved with the model).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
 from trac_optimizer import start_trac
 
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 
 #: The key of TRAC's own state in ``optimizer.state`` (the package's).
@@ -100,17 +98,6 @@ class TRAC(Method):
     :param layers: unused
     :param heads: unused
     """
-
-    def __init__(
-        self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
-        *,
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
-    ) -> None:
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
 
     def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
         """TRAC over ``optimizer``'s class, parameter groups and settings.

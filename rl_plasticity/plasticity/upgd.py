@@ -48,10 +48,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
-from rl_plasticity.validate import check_number
+from rl_plasticity.validate import check_bool, check_number
 
 
 class UPGDOptimizer(torch.optim.Optimizer):
@@ -176,9 +175,7 @@ class UPGD(Method):
         self.weight_decay = check_number("weight_decay", weight_decay, 0.0)
         self.beta_utility = check_number("beta_utility", beta_utility, 0.0, 1.0, high_open=True)
         self.sigma = check_number("sigma", sigma, 0.0)
-        if not isinstance(adaptive, bool):
-            raise ConfigError("adaptive", adaptive, "true or false")
-        self.adaptive = adaptive
+        self.adaptive = check_bool("adaptive", adaptive)
         super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
 
     def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
