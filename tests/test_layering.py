@@ -26,6 +26,7 @@ LAYERS = {
     "rl_plasticity.overrides": 0,
     "rl_plasticity.logger_keys": 0,
     "rl_plasticity.metrics.keys": 0,
+    "rl_plasticity.metrics.registry": 0,  # the metric registry: pure Python
     "rl_plasticity.nonstationary._tables": 0,
     "rl_plasticity.nonstationary.schedules": 0,
     "rl_plasticity.metrics": 1,  # functional, hessian, probe: torch math
@@ -174,6 +175,8 @@ HEAVY = ("torch", "stable_baselines3", "gymnasium", "mujoco")
         ("rl_plasticity.nonstationary.schedules", ()),
         ("rl_plasticity.logger_keys", ()),
         ("rl_plasticity.metrics.functional", ("torch",)),
+        ("rl_plasticity.metrics.registry", ()),
+        ("rl_plasticity.report.names", ()),
         ("rl_plasticity.plasticity.protocol", ("torch",)),
         ("rl_plasticity.plasticity.cbp", ("torch",)),
     ],

@@ -14,9 +14,10 @@ from stable_baselines3 import PPO, SAC
 
 from rl_plasticity import report
 from rl_plasticity.metrics import PlasticityMetrics
+from rl_plasticity.metrics.registry import column, metric_info, split_column
 from rl_plasticity.report.figures import colors_for
 from rl_plasticity.report.metric_figures import family_plan, method_counters
-from rl_plasticity.report.names import layer_names, metric_info, split_column
+from rl_plasticity.report.names import layer_names
 from tests.test_report import ENV, make_run
 
 
@@ -51,7 +52,10 @@ def test_every_metric_the_callback_records_has_a_name_and_a_figure() -> None:
     unnamed = sorted(
         {split_column(k)[2] for k in keys if metric_info(split_column(k)[2]).family == "other"}
     )
-    assert unnamed == [], f"metrics without an entry in report.names.METRICS: {unnamed}"
+    assert unnamed == [], f"metrics without an entry in metrics.registry.METRICS: {unnamed}"
+    for key in keys:  # the callback writes its columns with the registry's column()
+        net, layer, metric = split_column(key)
+        assert column(net, metric, layer) == key
     plan = family_plan(keys)
     placed = [c for panels in plan.values() for _, _, columns in panels for c in columns]
     assert sorted(placed) == sorted(keys)  # each exactly once

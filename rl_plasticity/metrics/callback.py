@@ -33,14 +33,13 @@ from rl_plasticity.logger_keys import layer_labels
 from rl_plasticity.metrics import functional as fm
 from rl_plasticity.metrics.hessian import hessian_spectrum
 from rl_plasticity.metrics.probe import probe_loss
+from rl_plasticity.metrics.registry import DORMANT_TAUS, column
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.sb3 import algorithms
 from rl_plasticity.sb3.networks import NetworkGroup, network_groups
 from rl_plasticity.tables import activation_of
 from rl_plasticity.validate import check_int, check_number, check_optional_int
 
-#: tau values of the ReDo dormant fraction that are reported.
-DORMANT_TAUS = (0.025, 0.1)
 #: Largest batch, Lanczos and probe step count (a measurement holds the batch's activations).
 MAX_BATCH = 1_000_000
 
@@ -60,7 +59,8 @@ class PlasticityMetrics(BaseCallback):
     ``plasticity/policy/entropy``, ``plasticity/policy/action_std``, ``plasticity/actor/entropy``,
     ``plasticity/actor/ent_coef``; with the heavy options ``plasticity/<net>/hessian_erank``,
     ``plasticity/<net>/hessian_top_eig`` and ``plasticity/<net>/probe_loss`` (PPO/A2C:
-    ``probe_loss_pi`` and ``probe_loss_vf``).
+    ``probe_loss_pi`` and ``probe_loss_vf``). Each has its title, unit and figure in
+    :data:`rl_plasticity.metrics.registry.METRICS` (the report reads them there).
 
     Definitions: ``dead`` is a unit with ``h == 0`` on every sample for ReLU/ReLU6 and
     ``|h| <= 1e-7`` on at least 99% of samples otherwise; ``rarely_active`` is active on at most 1%
@@ -309,26 +309,23 @@ class PlasticityMetrics(BaseCallback):
                 handle.remove()
         labels = self._labels()
         for group in self._groups:
-            prefix = f"plasticity/{group.name}"
             norms = self._grad_norms.get(group.name, {})
             for layer in group.layers:
                 h = activations[id(layer)].reshape(-1, layer.n_units)
                 label = labels[(group.name, layer.name)]
                 for metric, value in self._layer_metrics(group.name, layer, h, norms).items():
-                    key = f"{prefix}/{layer.name}/{metric}"
+                    key = column(group.name, metric, layer.name)
                     values[key] = value
                     self._logger_keys[key] = f"plasticity/{label}/{metric}"
-            values[f"{prefix}/grad_norm"] = fm.global_norm(norms.values())
+            values[column(group.name, "grad_norm")] = fm.global_norm(norms.values())
         values.update(statistics)
         if with_hessian:
             for name, loss_fn in algorithms.training_losses(model, batch).items():
                 group = next(g for g in self._groups if g.name == name)
                 params = [p for pg in group.optimizer.param_groups for p in pg["params"]]
                 spectrum = hessian_spectrum(loss_fn, params, self.hessian_steps, seed=self.seed)
-                values[f"plasticity/{name}/hessian_erank"] = spectrum.epsilon_rank(
-                    self.hessian_epsilon
-                )
-                values[f"plasticity/{name}/hessian_top_eig"] = spectrum.top_eigenvalues(1)[0]
+                values[column(name, "hessian_erank")] = spectrum.epsilon_rank(self.hessian_epsilon)
+                values[column(name, "hessian_top_eig")] = spectrum.top_eigenvalues(1)[0]
         if with_probe:
             for key, (network, inputs) in algorithms.probe_networks(model, batch).items():
                 values[f"plasticity/{key}"] = probe_loss(

@@ -4,9 +4,9 @@ Modules, one concern each: :mod:`.runs` (run directories read, grouped into rows
 pooled, filtered, duplicates found), :mod:`.changes` (change steps and drifting values),
 :mod:`.statistics` (pure numpy/scipy: IQM and bootstrap intervals, recovery time, area between
 curves, probability of improvement, performance profiles, stratified bootstrap), :mod:`.tables`
-(the report's tables from runs), :mod:`.names` (the one naming table of metrics, layers and
-parameters), :mod:`.figures` and :mod:`.metric_figures` (the PNGs), :mod:`.markdown`
-(:func:`write_report`).
+(the report's tables from runs), :mod:`.names` (readable names of layers, networks and
+parameters; the metrics' titles, units and figures are in :mod:`rl_plasticity.metrics.registry`),
+:mod:`.figures` and :mod:`.metric_figures` (the PNGs), :mod:`.markdown` (:func:`write_report`).
 """
 
 from rl_plasticity.report.changes import change_steps, drift_values, phase_boundaries

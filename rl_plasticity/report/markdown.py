@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from rl_plasticity.metrics.registry import FAMILIES, metric_info
 from rl_plasticity.report.figures import (
     colors_for,
     mean_curve,
@@ -22,7 +23,6 @@ from rl_plasticity.report.metric_figures import (
     plot_family,
     plot_method_activity,
 )
-from rl_plasticity.report.names import FAMILIES, metric_info
 from rl_plasticity.report.runs import (
     Run,
     by_attribute,

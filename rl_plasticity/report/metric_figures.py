@@ -11,6 +11,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from rl_plasticity.metrics.registry import (
+    FAMILIES,
+    METRICS,
+    counter_info,
+    metric_info,
+    split_column,
+)
 from rl_plasticity.report.changes import change_steps, phase_boundaries
 from rl_plasticity.report.figures import (
     DPI,
@@ -24,18 +31,10 @@ from rl_plasticity.report.figures import (
     save,
     style_axes,
 )
-from rl_plasticity.report.names import (
-    FAMILIES,
-    METHOD_COUNTERS,
-    METRICS,
-    layer_names,
-    metric_info,
-    network_name,
-    split_column,
-)
+from rl_plasticity.report.names import layer_names, network_name
 from rl_plasticity.report.runs import Run, by_attribute
 from rl_plasticity.report.statistics import nan_mean_over_rows
-from rl_plasticity.report.tables import SUMMARY_METRICS, layer_mean
+from rl_plasticity.report.tables import SUMMARY_METRICS, combine_columns, layer_mean
 
 _STYLES = ("-", "--", "-.", ":")
 _MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -177,12 +176,13 @@ def plot_method_activity(env: str, runs: list[Run], path: Path, colors: dict[str
     axes = fig.subplots(1, len(counters), squeeze=False)[0]
     boundaries = phase_boundaries(runs)
     for ax, (counter, columns) in zip(axes, counters.items(), strict=True):
+        info = counter_info(counter)
         for label, row_runs in by_attribute(runs, "label").items():
             tables = []
             for run in row_runs:
                 present = [run.progress[c] for c in columns if c in run.progress]
                 if present and "timestep" in run.progress:
-                    total = np.nansum(np.vstack(present), axis=0)
+                    total = combine_columns(present, info.aggregate)
                     tables.append({"timestep": run.progress["timestep"], "total": total})
             steps, curve = mean_curve(tables, "total")
             if steps.size:
@@ -191,12 +191,11 @@ def plot_method_activity(env: str, runs: list[Run], path: Path, colors: dict[str
                     linewidth=row_width(label, colors), **marker_for(steps.size),
                 )  # fmt: skip
         mark_changes(ax, boundaries)
-        title = METHOD_COUNTERS.get(counter, counter.replace("_", " "))
-        ax.set_title(title, fontsize=9)
+        ax.set_title(info.title, fontsize=9)
         ax.set_xlabel("environment steps", fontsize=8)
         style_axes(ax, last=last_step(runs))
     figure_legend(fig, axes)
-    fig.suptitle(f"{env}: method activity (mean over seeds)", fontsize=10)
+    fig.suptitle(f"{env}: {FAMILIES['method']} (mean over seeds)", fontsize=10)
     fig.tight_layout()
     save(fig, path)
     return True

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rl_plasticity.metrics.registry import METRICS, metric_info, split_column
 from rl_plasticity.report.changes import change_steps
-from rl_plasticity.report.names import split_column
 from rl_plasticity.report.runs import Run, by_attribute
 from rl_plasticity.report.statistics import (
     END_OF_PHASE_FRACTION,
@@ -28,10 +28,8 @@ from rl_plasticity.report.statistics import (
 )
 
 #: The summary's metrics: (title, the last part of their ``plasticity/...`` columns).
-SUMMARY_METRICS = (
-    ("weight mean |w|", "weight_mean_abs"),
-    ("dead units", "dead"),
-    ("effective rank", "effective_rank"),
+SUMMARY_METRICS = tuple(
+    (METRICS[m].title, m) for m in ("weight_mean_abs", "dead", "effective_rank")
 )
 #: Episodes in the moving average of :func:`statistics.recovery_time`.
 RECOVERY_WINDOW = 5
@@ -103,8 +101,22 @@ def relative_table(runs: list[Run], reference: str) -> dict[str, dict[int, Estim
     return table
 
 
+def combine_columns(columns: list[np.ndarray], aggregate: str) -> np.ndarray:
+    """Per step, the columns combined as a metric's ``aggregate`` says, ignoring nan.
+
+    :param columns: equal-length value arrays (one per layer or network)
+    :param aggregate: ``"sum"``, or ``"mean"`` (nan where no column has a value); see
+        :data:`rl_plasticity.metrics.registry.AGGREGATES`
+    :return: one array of the same length
+    """
+    stacked = np.vstack(columns)
+    return np.nansum(stacked, axis=0) if aggregate == "sum" else nan_mean_over_rows(stacked)
+
+
 def layer_mean(run: Run, metric: str) -> np.ndarray | None:
-    """Per measurement, the mean of the run's per-layer columns of ``metric`` (None if none).
+    """Per measurement, the run's per-layer columns of ``metric`` combined by its ``aggregate``
+    (:mod:`rl_plasticity.metrics.registry`: a mean for every metric the callback records), or
+    None if it has none.
 
     :param run: a run with ``metrics.csv``
     :param metric: the last part of a ``plasticity/<net>/<layer>/<metric>`` column
@@ -114,7 +126,7 @@ def layer_mean(run: Run, metric: str) -> np.ndarray | None:
     ]
     if not columns:
         return None
-    return nan_mean_over_rows(np.vstack([run.metrics[c] for c in columns]))
+    return combine_columns([run.metrics[c] for c in columns], metric_info(metric).aggregate)
 
 
 def metric_change_table(runs: list[Run]) -> dict[str, dict[str, tuple[float, float, int]]]:
