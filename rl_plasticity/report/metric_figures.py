@@ -84,7 +84,7 @@ def plot_family(
 
     :param env: the environment's label (title)
     :param runs: the finished runs of that environment
-    :param family: a key of :data:`names.FAMILIES`
+    :param family: a key of :data:`rl_plasticity.metrics.registry.FAMILIES`
     :param panels: that family's entry of :func:`family_plan`
     :param path: the PNG to write
     :param colors: row label -> colour
