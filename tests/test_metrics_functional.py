@@ -105,3 +105,20 @@ def test_feature_norm_weights_and_gradients():
     assert fm.rms_change(w, w - 0.5) == pytest.approx(0.5)
     assert fm.global_norm([torch.tensor([3.0]), None, torch.tensor([[4.0]])]) == pytest.approx(5)
     assert math.isnan(fm.global_norm([None]))
+
+
+def test_layer_metrics_are_the_registry_s_and_follow_the_activation():
+    from rl_plasticity.metrics.registry import METRICS
+    from rl_plasticity.tables import ACTIVATIONS
+
+    h = torch.tensor([[0.0, 1.0, 2.0], [0.0, 3.0, 1.0], [0.0, 2.0, 5.0], [0.0, 1.0, 1.0]])
+    weight = torch.ones(3, 2)
+    relu = fm.layer_metrics(h, ACTIVATIONS["relu"], weight, None, None)
+    assert set(relu) <= set(METRICS) and "saturated" not in relu
+    assert relu["dead"] == pytest.approx(1 / 3)  # the first unit is 0 on every sample
+    assert np.isnan(relu["weight_change"]) and np.isnan(relu["grad_norm"])
+    tanh = fm.layer_metrics(
+        torch.tanh(h), ACTIVATIONS["tanh"], weight, weight + 0.5, torch.tensor(2.0)
+    )
+    assert "saturated" in tanh and tanh["weight_change"] == pytest.approx(0.5)
+    assert tanh["grad_norm"] == pytest.approx(2.0)

@@ -33,7 +33,7 @@ from rl_plasticity.logger_keys import layer_labels
 from rl_plasticity.metrics import functional as fm
 from rl_plasticity.metrics.hessian import hessian_spectrum
 from rl_plasticity.metrics.probe import probe_loss
-from rl_plasticity.metrics.registry import DORMANT_TAUS, column
+from rl_plasticity.metrics.registry import column
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.sb3 import algorithms
 from rl_plasticity.sb3.networks import NetworkGroup, network_groups
@@ -339,32 +339,14 @@ class PlasticityMetrics(BaseCallback):
     def _layer_metrics(
         self, group: str, layer: HiddenLayer, h: torch.Tensor, norms: dict[int, torch.Tensor]
     ) -> dict[str, float]:
-        # Exact zeros: "dead" means h == 0 on every sample; saturating: the name
-        # fm.saturated_fraction knows (rl_plasticity.tables.ACTIVATIONS).
-        activation = activation_of(layer.activation)
-        exact_zero = activation is not None and activation.exact_zeros
-        threshold, dead_fraction = (0.0, 0.0) if exact_zero else (1e-7, 0.01)
-        sigma = fm.singular_values(h)
-        metrics = {
-            "dead": fm.dead_unit_fraction(h, threshold, dead_fraction),
-            "rarely_active": fm.dead_unit_fraction(h, threshold, 0.01),
-        }
-        for tau in DORMANT_TAUS:
-            metrics[f"dormant_{tau}"] = fm.dormant_fraction(h, tau)
-        if activation is not None and activation.saturating:
-            metrics["saturated"] = fm.saturated_fraction(h, activation.name)
         weight = layer.incoming.weight.detach()
-        previous = self._previous_weights.get((group, layer.name))
-        metrics.update(
-            effective_rank=fm.effective_rank(sigma),
-            srank=float(fm.feature_rank(sigma, 0.01)),
-            stable_rank=fm.stable_rank(sigma),
-            feature_norm=fm.feature_norm(h),
-            cloned=fm.cloned_unit_fraction(h, self.cloned_threshold),
-            weight_mean_abs=fm.mean_abs(weight),
-            weight_rms=fm.rms(weight),
-            weight_change=fm.rms_change(weight, previous) if previous is not None else np.nan,
-            grad_norm=fm.global_norm([norms.get(id(layer.incoming.weight))]),
+        metrics = fm.layer_metrics(
+            h,
+            activation_of(layer.activation),
+            weight,
+            self._previous_weights.get((group, layer.name)),
+            norms.get(id(layer.incoming.weight)),
+            self.cloned_threshold,
         )
         self._previous_weights[(group, layer.name)] = weight.clone()
         return metrics

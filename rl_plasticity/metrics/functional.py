@@ -17,6 +17,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from rl_plasticity.metrics.registry import DORMANT_TAUS
+from rl_plasticity.tables import Activation
+
 ArrayLike = np.ndarray | torch.Tensor
 
 #: A sample counts as saturated outside these bounds (``REFERENCES.md``: tanh ``|h| > 0.99``,
@@ -224,3 +227,54 @@ def global_norm(tensors: Iterable[ArrayLike | None]) -> float:
     """
     squares = [float(_vector(t).pow(2).sum()) for t in tensors if t is not None]
     return float(np.sqrt(sum(squares))) if squares else float("nan")
+
+
+def layer_metrics(
+    activations: torch.Tensor,
+    activation: Activation | None,
+    weight: torch.Tensor,
+    previous_weight: torch.Tensor | None,
+    weight_grad_norm: torch.Tensor | None,
+    cloned_threshold: float = 0.95,
+) -> dict[str, float]:
+    """Every per-layer metric the metrics callback records, by its name in
+    :data:`rl_plasticity.metrics.registry.METRICS`.
+
+    ``dead`` is ``h == 0`` on every sample for an activation with exact zeros (ReLU, ReLU6) and
+    ``|h| <= 1e-7`` on at least 99% of samples otherwise; ``saturated`` is there only for a
+    saturating activation (tanh, sigmoid); ``weight_change`` is NaN without a previous weight.
+
+    :param activations: the layer's features (samples x units)
+    :param activation: the layer's activation (``rl_plasticity.tables.activation_of``), or None
+    :param weight: the layer's incoming weight matrix
+    :param previous_weight: the same matrix at the previous measurement, or None
+    :param weight_grad_norm: the norm of its latest gradient, or None
+    :param cloned_threshold: cosine similarity above which two units are clones
+    :return: metric name -> value
+    """
+    h = activations
+    exact_zero = activation is not None and activation.exact_zeros
+    threshold, dead_fraction = (0.0, 0.0) if exact_zero else (1e-7, 0.01)
+    sigma = singular_values(h)
+    metrics = {
+        "dead": dead_unit_fraction(h, threshold, dead_fraction),
+        "rarely_active": dead_unit_fraction(h, threshold, 0.01),
+    }
+    for tau in DORMANT_TAUS:
+        metrics[f"dormant_{tau}"] = dormant_fraction(h, tau)
+    if activation is not None and activation.saturating:
+        metrics["saturated"] = saturated_fraction(h, activation.name)
+    metrics.update(
+        effective_rank=effective_rank(sigma),
+        srank=float(feature_rank(sigma, 0.01)),
+        stable_rank=stable_rank(sigma),
+        feature_norm=feature_norm(h),
+        cloned=cloned_unit_fraction(h, cloned_threshold),
+        weight_mean_abs=mean_abs(weight),
+        weight_rms=rms(weight),
+        weight_change=rms_change(weight, previous_weight)
+        if previous_weight is not None
+        else float("nan"),
+        grad_norm=global_norm([weight_grad_norm]),
+    )
+    return metrics
