@@ -185,8 +185,9 @@ def main() -> None:
         f"(n_envs 1, 1 torch thread); CPU seconds: SB3 {cpu['PPO']:.0f}, FastPPO "
         f"{cpu['FastPPO']:.0f}",
         "",
-        "| measure | SB3 PPO, mean (sd) | FastPPO, mean (sd) | Mann-Whitney U p | permutation p |",
-        "|---|---|---|---|---|",
+        "| measure | SB3 PPO, mean (sd) | FastPPO, mean (sd) | Mann-Whitney U p | permutation p "
+        "| paired Wilcoxon p | FastPPO higher in |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, values in (("final return (last quarter)", final), ("mean return (area)", area)):
         a, b = np.array(values["PPO"]), np.array(values["FastPPO"])
