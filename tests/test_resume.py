@@ -105,3 +105,17 @@ def test_resume_extends_a_run_but_refuses_a_changed_spec(tmp_path, tiny_env, tin
     assert main([*argv, "--steps", "2048"]) == 0
     assert json.loads((run / "config.json").read_text())["steps"] == 2048
     assert _column(run / "progress.csv", "time/total_timesteps") == [512, 1024, 1536, 2048]
+
+
+def test_a_subclass_of_a_known_wrapper_keeps_its_episode_state():
+    # RL Zoo, once imported, replaces gymnasium's TimeLimit by a subclass in every later gym.make.
+    import gymnasium as gym
+    from gymnasium.wrappers import TimeLimit
+
+    from rl_plasticity.experiment.checkpoint import _wrapper_state_names
+
+    class PatchedTimeLimit(TimeLimit):
+        pass
+
+    env = PatchedTimeLimit(gym.make("Pendulum-v1").unwrapped, max_episode_steps=10)
+    assert _wrapper_state_names(env) == ("_elapsed_steps",)

@@ -48,6 +48,15 @@ _WRAPPER_STATE: dict[type, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+def _wrapper_state_names(layer: Any) -> tuple[str, ...]:
+    """The state attributes of a wrapper, found by its class or the nearest base class in the
+    table (RL Zoo, once imported, replaces gymnasium's TimeLimit by a subclass)."""
+    for cls in type(layer).__mro__:
+        if cls in _WRAPPER_STATE:
+            return _WRAPPER_STATE[cls]
+    return ()
+
+
 class ResumableEnv(gym.Wrapper):
     """The outermost wrapper of a training sub-env: its whole state, to checkpoint and restore.
 
@@ -81,7 +90,7 @@ class ResumableEnv(gym.Wrapper):
             if isinstance(layer, NonstationaryWrapper):
                 layers.append(layer.state_dict())
             else:
-                names = _WRAPPER_STATE.get(type(layer), ())
+                names = _wrapper_state_names(layer)
                 layers.append({n: copy.deepcopy(getattr(layer, n)) for n in names})
         base = self.env.unwrapped
         data = getattr(base, "data", None)
