@@ -299,3 +299,12 @@ def test_method_trains_with_each_algorithm_and_acts(method, algo):
     model.learn(STEPS[algo], callback=callback)
     acted = {k: v for k, v in callback.counters.items() if k.endswith("/" + counter)}
     assert acted and all(v > 0 for v in acted.values()), callback.counters
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [("cbp", "mean_correction"), ("noisy_sgd", "per_tensor"), ("noisy_sgd", "restart_on_change")],
+)
+def test_a_switch_takes_true_or_false_only(name, key):
+    with pytest.raises(ConfigError, match=key):
+        make_method(name, {key: "no"})

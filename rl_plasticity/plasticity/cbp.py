@@ -63,7 +63,7 @@ from rl_plasticity.plasticity.init import check_init, weight_bound
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.tables import activation_of, init_names
-from rl_plasticity.validate import check_choice, check_int, check_number
+from rl_plasticity.validate import check_bool, check_choice, check_int, check_number
 
 #: Initial distributions CBP can re-draw incoming weights from (see ``init.weight_bound``).
 CBP_INITS = init_names("unit")
@@ -163,7 +163,7 @@ class CBP(Method):
         self.maturity_threshold = check_int("maturity_threshold", maturity_threshold, 0)
         self.decay_rate = check_number("decay_rate", decay_rate, 0.0, 1.0, high_open=True)
         self.init = check_init(init, allowed=CBP_INITS)
-        self.mean_correction = bool(mean_correction)
+        self.mean_correction = check_bool("mean_correction", mean_correction)
         self.optimizer_state = check_choice("optimizer_state", optimizer_state, ("zero", "keep"))
         self.units: list[UnitState] = []
         super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)

@@ -40,7 +40,7 @@ from torch import nn
 
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
-from rl_plasticity.validate import check_number
+from rl_plasticity.validate import check_bool, check_number
 
 
 @register_method("noisy_sgd")
@@ -76,8 +76,8 @@ class NoisySGD(Method):
     ) -> None:
         self.noise_scale = check_number("noise_scale", noise_scale, 0.0)
         self.noise_decay = check_number("noise_decay", noise_decay, 0.0, 1.0)
-        self.per_tensor = bool(per_tensor)
-        self.restart_on_change = bool(restart_on_change)
+        self.per_tensor = check_bool("per_tensor", per_tensor)
+        self.restart_on_change = check_bool("restart_on_change", restart_on_change)
         #: the step count at which t was last 0
         self.origin = 0
         #: optimizer steps that received noise
