@@ -20,6 +20,8 @@ environments in one DummyVecEnv and ``n_steps = 2048 / n_envs`` (the same sample
     .venv/bin/python -m bench.bench_engine --env HalfCheetah-v5 Ant-v5 --steps 8192 --repeats 3 \\
         --n-envs 8 --specs --out bench/results/engine.md
     .venv/bin/python -m bench.bench_engine --env HalfCheetah-v5 --steps 8192 --profile
+    .venv/bin/python -m bench.bench_engine --only-specs ppo ppo-cbp ... --repeats 5 \\
+        --out bench/results/engine_specs.md
 """
 
 from __future__ import annotations
@@ -172,9 +174,11 @@ def engine_table(env_ids: list[str], steps: int, repeats: int, n_envs: list[int]
     return lines
 
 
-def spec_table(env_id: str, steps: int, repeats: int) -> list[str]:
-    """Every shipped PPO spec on the engine, relative to the plain engine without callbacks."""
-    names = [n for n in available_specs("agents") if n == "ppo" or n.startswith("ppo-")]
+def spec_table(env_id: str, steps: int, repeats: int, names: list[str] | None = None) -> list[str]:
+    """Shipped PPO specs (``names``, default every one) on the engine, relative to the plain
+    engine without callbacks."""
+    if not names:
+        names = [n for n in available_specs("agents") if n == "ppo" or n.startswith("ppo-")]
     variants = [PLAIN, *names]
     rates = interleaved(
         variants,
@@ -185,7 +189,7 @@ def spec_table(env_id: str, steps: int, repeats: int) -> list[str]:
         unit="steps/s",
     )
     lines = [
-        f"{env_id}, engine (FastPPO) for every spec, {steps} timed steps x {repeats} repeats, "
+        f"{env_id}, engine (FastPPO) for each spec, {steps} timed steps x {repeats} repeats, "
         f"interleaved, median steps per CPU second; {load()} at the end",
         "",
         "| agent spec (method and metrics callback as the spec sets them) | steps/s "
@@ -223,6 +227,9 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, nargs="*", default=[], help="vectorized variants")
     parser.add_argument("--specs", action="store_true", help="also every PPO spec on the engine")
     parser.add_argument("--specs-env", default="HalfCheetah-v5")
+    parser.add_argument(
+        "--only-specs", nargs="+", default=None, help="only the spec table, of these specs"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the tables here")
     parser.add_argument("--profile", action="store_true", help="only print a profile of each")
     args = parser.parse_args()
@@ -230,8 +237,11 @@ def main() -> None:
     if args.profile:
         profile(args.env[0], args.steps)
         return
-    lines = engine_table(args.env, args.steps, args.repeats, args.n_envs)
-    if args.specs:
+    if args.only_specs:
+        lines = spec_table(args.specs_env, args.steps, args.repeats, args.only_specs)
+    else:
+        lines = engine_table(args.env, args.steps, args.repeats, args.n_envs)
+    if args.specs and not args.only_specs:
         lines += ["", *spec_table(args.specs_env, args.steps, args.repeats)]
     text = "\n".join(lines)
     print("\n" + text)
