@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from bench.common import interleaved, medians
+from bench.common import emit, interleaved, medians
 from rl_plasticity.experiment import build_model, make_env_fn, make_vec_env
 from rl_plasticity.specs import AgentSpec, EnvSpec, available_specs, load_agent_spec
 
@@ -243,10 +243,7 @@ def main() -> None:
         lines = engine_table(args.env, args.steps, args.repeats, args.n_envs)
     if args.specs and not args.only_specs:
         lines += ["", *spec_table(args.specs_env, args.steps, args.repeats)]
-    text = "\n".join(lines)
-    print("\n" + text)
-    if args.out is not None:
-        args.out.write_text(__doc__ + "\n" + text + "\n")
+    emit(lines, args.out, __doc__)
 
 
 if __name__ == "__main__":

@@ -59,3 +59,16 @@ def medians(rates: dict[Variant, list[float]]) -> dict[Variant, tuple[float, flo
     """Per variant, the median of its measurements and its ratio to the first variant's."""
     base = statistics.median(next(iter(rates.values())))
     return {v: (statistics.median(x), statistics.median(x) / base) for v, x in rates.items()}
+
+
+def emit(lines: Sequence[str], out: Path | None, doc: str | None) -> None:
+    """Print a benchmark's result lines, and write them under its docstring to ``out`` if given.
+
+    :param lines: the result (Markdown lines)
+    :param out: the results file, or None
+    :param doc: the benchmark module's docstring (what was measured and the command)
+    """
+    text = "\n".join(lines)
+    print("\n" + text)
+    if out is not None:
+        out.write_text((doc or "") + "\n" + text + "\n")

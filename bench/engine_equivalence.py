@@ -43,6 +43,7 @@ import torch
 from scipy import stats
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
+from bench.common import emit
 from rl_plasticity.experiment import build_model, make_vec_env
 from rl_plasticity.specs import EnvSpec, load_agent_spec
 
@@ -207,10 +208,7 @@ def main() -> None:
         "episodes with the same return in both engines, from the first, per seed: "
         + ", ".join(str(n) for n in same),
     ]
-    text = "\n".join(lines)
-    print("\n" + text)
-    if args.out is not None:
-        args.out.write_text(__doc__ + "\n" + text + "\n")
+    emit(lines, args.out, __doc__)
 
 
 if __name__ == "__main__":

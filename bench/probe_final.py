@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.common import emit
 from rl_plasticity.experiment import build_model, make_vec_env
 from rl_plasticity.metrics.probe import probe_loss
 from rl_plasticity.specs import algorithm_class, load_agent_spec, load_env_spec
@@ -104,10 +105,7 @@ def main() -> None:
             ratio = statistics.median(r[net][0] / r[net][1] for r in rows)
             cells += [f"{trained:.3f}", f"{fresh:.3f}", f"{ratio:.2f}"]
         lines.append(f"| {agent} | {len(rows)} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines)
-    print("\n" + text)
-    if args.out is not None:
-        args.out.write_text(__doc__ + "\n" + text + "\n")
+    emit(lines, args.out, __doc__)
 
 
 if __name__ == "__main__":
