@@ -22,6 +22,15 @@ BENCHES = (
         "--out",
         "bench/results/agents.md",
     ],
+    [
+        *("bench.bench_engine", "--env", "HalfCheetah-v5", "Ant-v5", "--steps", "8192"),
+        *("--repeats", "3", "--n-envs", "8", "--specs", "--out", "bench/results/engine.md"),
+    ],
+    [
+        *("bench.engine_equivalence", "--seeds", "8", "--steps", "32768"),
+        *("--out", "bench/results/engine_equivalence.md"),
+    ],
+    ["bench.paper_scale", "--steps", "40960", "--jobs", "2"],
     ["bench.bench_regression"],
     ["bench.lr_pilot"],
     ["bench.study", "--steps", "800000", "--seeds", "0-2", "--group", "study-800k"],
