@@ -34,7 +34,8 @@ def test_progress_totals_count_runs_and_steps(tmp_path):
 def test_sigint_checkpoints_every_run_and_the_same_sweep_resumes(tmp_path, tiny_env, tiny_agent):
     root = tmp_path / "runs"
     argv = ["sweep", "--envs", str(tiny_env), "--agents", str(tiny_agent), "--seeds", "0-1"]
-    argv += ["--steps", "4096", "--root", str(root), "--group", "g", "--jobs", "2"]
+    # Long enough that neither run can finish between its first checkpoint and the signal.
+    argv += ["--steps", "16384", "--root", str(root), "--group", "g", "--jobs", "2"]
     sweep = subprocess.Popen(
         [sys.executable, "-m", "rl_plasticity.cli", *argv, "--no-progress"],
         stdout=subprocess.PIPE,
