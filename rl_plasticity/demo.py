@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from rl_plasticity.report import write_report
-from rl_plasticity.sweep import sweep
+from rl_plasticity.sweep import SweepProgress, sweep
 
 ENV = "fast-slippery-hopper"
 AGENTS = ("demo-ppo", "demo-ppo-reset", "demo-ppo-cbp", "demo-ppo-redo")
@@ -47,9 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     print(f"demo: {len(AGENTS)} agents x {len(SEEDS)} seeds x {args.steps} steps on {ENV}")
     print("demo: agents/demo-*.toml hold DEMO settings, chosen to act within this budget")
-    result = sweep(
-        [ENV], list(AGENTS), list(SEEDS), args.steps, root=args.root, group="demo", jobs=args.jobs
-    )
+    with SweepProgress() as progress:  # runs done/running, steps, steps/s and time left
+        result = sweep(
+            [ENV],
+            list(AGENTS),
+            list(SEEDS),
+            args.steps,
+            root=args.root,
+            group="demo",
+            jobs=args.jobs,
+            echo=progress.echo,
+            progress=progress,
+        )
     print(result.summary())
     report = write_report(args.root / "demo")
     print(f"demo: finished in {time.perf_counter() - start:.0f} s")
