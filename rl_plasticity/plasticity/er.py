@@ -153,9 +153,12 @@ class EffectiveRankRegularizer(Method):
         """
         return torch.stack([effective_rank(h, self.eps) for h in features]).mean()
 
+    def loss_term_due(self) -> bool:
+        return self.er_lr is None or (self.steps + 1) % self.er_every == 0
+
     def loss_term(self, features: list[torch.Tensor] | None) -> torch.Tensor | None:
         separate = self.er_lr is not None
-        if not features or (separate and (self.steps + 1) % self.er_every != 0):
+        if not features or not self.loss_term_due():
             return None
         erank = self.mean_erank(features)
         self.last_erank = float(erank.detach())

@@ -186,6 +186,14 @@ class Method:
         """
         return None
 
+    def loss_term_due(self) -> bool:
+        """Whether :meth:`loss_term` acts on the coming step; when False the step's features are
+        not recomputed (a term taken every k-th step costs nothing in between).
+
+        :return: True by default
+        """
+        return True
+
     def on_context_change(self, phase: int) -> None:
         """Called when the environment changes.
 
@@ -296,6 +304,8 @@ class Method:
         self.after_step()
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, *_: object) -> None:
+        if not self.loss_term_due():
+            return
         with torch.enable_grad():
             features = self._recompute_features() if self.loss_features else None
             loss = self.loss_term(features)
