@@ -1,0 +1,353 @@
+"""Every registered plasticity method on permuted digits: one comparison table, with CIs.
+
+Each learner is the same MLP (64 -> 100 -> 100 -> 10, ReLU, LeCun-uniform init, plain SGD with
+step size 0.1, minibatches of 16; ``rl_plasticity.problems.continual``) with one registered
+method attached from plain PyTorch, trained online on permuted 8x8 digits
+(``rl_plasticity.problems.permuted_digits``: every task is the 1,797 images with a new pixel
+permutation, each seen once). Two references: the linear learner (one Linear layer, its own step
+size) and a fresh network at every task (the ``reset`` method: what a network that never lost
+plasticity reaches within one task).
+
+Settings: each method's main setting is chosen from a small grid (``ENTRIES``) by the mean error
+over the second half of the tasks on the tuning seeds (1000, 1001), which are not reported; the
+reported seeds are 0..N-1. Where a method's default is counted in updates for RL (CBP's maturity,
+ReDo's period), the fixed value here is ours for this problem and is written beside it.
+
+    .venv/bin/python -m bench.method_table --seeds 30 --tasks 100 --jobs 2   # tune, run, report
+    .venv/bin/python -m bench.method_table --seeds 30 --tasks 100 --only-cached  # report only
+
+Every finished run is cached (``--cache``), so a stopped bench continues where it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl_plasticity.problems.continual import ContinualLearner
+
+RESULTS = Path(__file__).parent / "results"
+TUNING_SEEDS = (1000, 1001)
+BASE: dict[str, Any] = {
+    "hidden": (100, 100),
+    "optimizer": "sgd",
+    "step_size": 0.1,
+    "batch_size": 16,
+}
+STEPS_PER_TASK = -(-1797 // 16)
+LEARNER_KEYS = {f.name for f in fields(ContinualLearner)}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the table: a method with fixed settings and a grid for its main setting.
+
+    :param name: the row's name
+    :param method: registered method name, or None
+    :param fixed: settings every grid point shares (ContinualLearner fields or method settings)
+    :param grid: the candidates (one dict each); one empty dict when nothing is tuned
+    :param note: where the fixed settings come from
+    """
+
+    name: str
+    method: str | None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    grid: Sequence[Mapping[str, Any]] = ({},)
+    note: str = ""
+
+
+def _grid(key: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{key: v} for v in values]
+
+
+ENTRIES: list[Entry] = [
+    Entry("backprop", None, note="no method"),
+    Entry("linear", None, {"hidden": ()}, _grid("step_size", [0.01, 0.03, 0.1])),
+    Entry("fresh network", "reset", {"init": "lecun_uniform"}, note="a new network every task"),
+    Entry("l2", None, grid=_grid("weight_decay", [1e-4, 1e-3, 1e-2])),
+    Entry(
+        "cbp",
+        "cbp",
+        {"maturity_threshold": 100},
+        _grid("replacement_rate", [1e-5, 1e-4, 1e-3]),
+        "maturity 100 updates (the Nature code's supervised configs)",
+    ),
+    Entry(
+        "cbpi",
+        "cbp",
+        {"maturity_threshold": 100, "decay_rate": 0.0},
+        _grid("replacement_rate", [1e-5, 1e-4, 1e-3]),
+        "instantaneous utility",
+    ),
+    Entry("redo", "redo", {"every": 100}, _grid("tau", [0.0, 0.025, 0.1]), "every 100 updates"),
+    Entry(
+        "regrama",
+        "regrama",
+        {"every": 100, "init": "lecun_uniform"},
+        _grid("tau", [0.0, 0.025, 0.1]),
+        "every 100 updates",
+    ),
+    Entry(
+        "shrink-perturb",
+        "snp",
+        {"shrink": 0.9999, "target": "zero"},
+        _grid("noise_std", [1e-4, 1e-3, 1e-2]),
+        "shrink 1e-4 per update toward 0",
+    ),
+    Entry("l2init", "l2init", grid=_grid("coeff", [1e-3, 1e-2, 1e-1])),
+    Entry("er", "er", grid=_grid("coeff", [1e-3, 1e-2, 1e-1])),
+    Entry("parseval", "parseval", {"scale": 1.0}, _grid("coeff", [1e-4, 1e-3, 1e-2]), "s 1"),
+    Entry("spectral", "spectral", grid=_grid("coeff", [1e-4, 1e-3, 1e-2])),
+    Entry(
+        "noisy_sgd",
+        "noisy_sgd",
+        {"restart_on_change": True},
+        _grid("noise_scale", [1e-3, 1e-2, 1e-1]),
+        "restarted at each task",
+    ),
+    Entry(
+        "weight_clipping",
+        "weight_clipping",
+        {"init": "lecun_uniform"},
+        _grid("kappa", [2.0, 3.0, 5.0]),
+    ),
+    Entry("upgd", "upgd", grid=_grid("sigma", [1e-4, 1e-3, 1e-2])),
+    Entry("trac", "trac"),
+    Entry("layernorm", "layernorm"),
+    Entry("crelu", "crelu"),
+    Entry("fourier", "fourier"),
+    Entry("nap", "nap"),
+    Entry(
+        "layer_reset",
+        "layer_reset",
+        {"init": "lecun_uniform"},
+        _grid("every", [STEPS_PER_TASK * k for k in (5, 20, 50)]),
+        "every 5, 20 or 50 tasks",
+    ),
+    Entry(
+        "injection",
+        "injection",
+        {"init": "lecun_uniform", "at_change": True},
+        _grid("max_injections", [1, 3, 10]),
+        "at task changes",
+    ),
+]
+
+
+def learner_for(entry: Entry, point: Mapping[str, Any]) -> ContinualLearner:
+    """The learner of ``entry`` at one grid ``point``."""
+    settings = {**entry.fixed, **point}
+    own = {k: v for k, v in settings.items() if k in LEARNER_KEYS}
+    method = {k: v for k, v in settings.items() if k not in LEARNER_KEYS}
+    return ContinualLearner(**{**BASE, **own}, method=entry.method, settings=method)
+
+
+def job_key(entry: Entry, point: Mapping[str, Any], seed: int, tasks: int) -> str:
+    """A file name for one run's cache."""
+    text = json.dumps([entry.method, dict(entry.fixed), dict(point), BASE], sort_keys=True)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    return f"{entry.name.replace(' ', '_')}_{digest}_s{seed}_t{tasks}"
+
+
+def run_job(job: tuple[Entry, dict, int, int, str]) -> tuple[str, float]:
+    """Run (or load) one learner on one seed; return its key and the seconds it took."""
+    import torch
+
+    from rl_plasticity.problems.continual import online_task_errors
+    from rl_plasticity.problems.permuted_digits import NUM_CLASSES, NUM_PIXELS, PermutedDigits
+
+    torch.set_num_threads(1)
+    entry, point, seed, tasks, cache = job
+    key = job_key(entry, point, seed, tasks)
+    path = Path(cache) / f"{key}.npy"
+    if path.exists():
+        return key, 0.0
+    start = time.perf_counter()
+    errors = online_task_errors(
+        learner_for(entry, point), PermutedDigits(seed).tasks(tasks), NUM_PIXELS, NUM_CLASSES, seed
+    )
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, errors)
+    os.replace(tmp, path)
+    return key, time.perf_counter() - start
+
+
+def load(entry: Entry, point: Mapping[str, Any], seeds: Sequence[int], tasks: int, cache: str):
+    """(seeds, tasks) errors of the cached runs, or None when any is missing."""
+    paths = [Path(cache) / f"{job_key(entry, point, s, tasks)}.npy" for s in seeds]
+    if not all(p.exists() for p in paths):
+        return None
+    return np.stack([np.load(p) for p in paths])
+
+
+def run_all(jobs: list, workers: int) -> float:
+    """Run the jobs (cached ones cost nothing); return the CPU seconds of those that ran."""
+    if not jobs:
+        return 0.0
+    total = 0.0
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for done, (key, seconds) in enumerate(pool.map(run_job, jobs), 1):
+            total += seconds
+            if seconds:
+                print(f"[{done}/{len(jobs)}] {key} {seconds:.1f} s", flush=True)
+    return total
+
+
+def choose(entry: Entry, tasks: int, cache: str) -> tuple[dict, dict[str, float]]:
+    """The grid point with the lowest mean error over the second half of the tasks on the
+    tuning seeds, and every point's score (for the table's notes)."""
+    scores = {}
+    for point in entry.grid:
+        errors = load(entry, point, TUNING_SEEDS, tasks, cache)
+        if errors is None:
+            raise RuntimeError(f"{entry.name}: tuning runs missing")
+        scores[json.dumps(point)] = float(errors[:, tasks // 2 :].mean())
+    best = min(scores, key=scores.__getitem__)
+    return json.loads(best), scores
+
+
+def mean_ci(values: np.ndarray) -> tuple[float, float]:
+    """Mean over seeds and the half-width of its 95% t-interval."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean()), float(half)
+
+
+def fmt(value: tuple[float, float], digits: int = 3) -> str:
+    """``mean ± half-width``."""
+    return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+
+
+def summarize(results: dict[str, np.ndarray], chosen: dict[str, dict]) -> list[str]:
+    """The markdown table: early and late error, and late error relative to the references.
+
+    Early: the mean online error over the first 10% of the tasks; late: over the last 10%.
+    Ratios are taken per seed (every learner of a seed sees the same stream) and averaged.
+    """
+    tasks = next(iter(results.values())).shape[1]
+    tenth = max(1, tasks // 10)
+    early = {name: e[:, :tenth].mean(axis=1) for name, e in results.items()}
+    late = {name: e[:, -tenth:].mean(axis=1) for name, e in results.items()}
+    nan = np.full(len(next(iter(late.values()))), np.nan)
+    fresh, linear = late.get("fresh network", nan), late.get("linear", nan)
+    lines = [
+        "| learner | setting | early error | late error | late - early | late / fresh "
+        "network's | late / linear's |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in sorted(results, key=lambda n: late[n].mean()):
+        setting = ", ".join(f"{k} {v}" for k, v in chosen.get(name, {}).items()) or "-"
+        lines.append(
+            f"| {name} | {setting} | {fmt(mean_ci(early[name]))} | {fmt(mean_ci(late[name]))} | "
+            f"{fmt(mean_ci(late[name] - early[name]))} | {fmt(mean_ci(late[name] / fresh), 2)} | "
+            f"{fmt(mean_ci(late[name] / linear), 2)} |"
+        )
+    return lines
+
+
+def plot(results: dict[str, np.ndarray], path: Path) -> None:
+    """Left: error per task (mean over seeds, in bins of a tenth of the run) of the references
+    and the methods; right: each learner's late error relative to a fresh network, 95% CI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rl_plasticity.report.figures import colors_for, save
+
+    tasks = next(iter(results.values())).shape[1]
+    tenth = max(1, tasks // 10)
+    late = {
+        n: e[:, -tenth:].mean(axis=1) / results["fresh network"][:, -tenth:].mean(axis=1)
+        for n, e in results.items()
+    }
+    order = sorted(results, key=lambda n: late[n].mean())
+    colors = colors_for(order)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 6.5), width_ratios=(1.2, 1))
+    bins = np.arange(tenth, tasks + 1, tenth)
+    highlight = {"backprop", "fresh network", "linear"}
+    for name in order:
+        curve = [results[name][:, b - tenth : b].mean() for b in bins]
+        style = {"lw": 2.2, "zorder": 3} if name in highlight else {"lw": 0.9, "alpha": 0.6}
+        left.plot(bins, curve, color=colors[name], marker="o", ms=3, label=name, **style)
+    left.set_xlabel("task")
+    left.set_ylabel(f"online error (mean over {len(results['backprop'])} seeds)")
+    left.set_title("error per task, bins of a tenth of the run")
+    left.grid(alpha=0.3)
+    means = [mean_ci(late[n]) for n in order]
+    right.barh(
+        range(len(order)),
+        [m for m, _ in means],
+        xerr=[h for _, h in means],
+        color=[colors[n] for n in order],
+        capsize=2,
+    )
+    right.axvline(1.0, color="k", lw=0.8, ls="--")
+    right.set_yticks(range(len(order)), order, fontsize=8)
+    right.invert_yaxis()
+    right.set_xlabel("late error / a fresh network's (95% CI); below 1: better than starting anew")
+    right.set_title(f"last {tenth} tasks")
+    left.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0, -0.12))
+    fig.tight_layout()
+    save(fig, path)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=30, help="reported seeds 0..N-1")
+    parser.add_argument("--tasks", type=int, default=100, help="tasks per run")
+    parser.add_argument("--jobs", type=int, default=2, help="processes")
+    parser.add_argument("--cache", default="/tmp/rlp_method_table", help="finished runs")
+    parser.add_argument("--only", default="", help="comma-separated rows (default: all)")
+    parser.add_argument("--only-cached", action="store_true", help="report what is cached")
+    parser.add_argument("--out", type=Path, default=RESULTS / "method_table.md")
+    args = parser.parse_args(argv)
+    entries = [e for e in ENTRIES if not args.only or e.name in args.only.split(",")]
+    Path(args.cache).mkdir(parents=True, exist_ok=True)
+    seeds = range(args.seeds)
+    start = time.perf_counter()
+    cpu = 0.0
+    if not args.only_cached:
+        tuning = [
+            (e, dict(p), s, args.tasks, args.cache)
+            for e in entries
+            if len(e.grid) > 1
+            for p in e.grid
+            for s in TUNING_SEEDS
+        ]
+        cpu += run_all(tuning, args.jobs)
+    chosen = {
+        e.name: choose(e, args.tasks, args.cache)[0] if len(e.grid) > 1 else {} for e in entries
+    }
+    if not args.only_cached:
+        reported = [(e, chosen[e.name], s, args.tasks, args.cache) for e in entries for s in seeds]
+        cpu += run_all(reported, args.jobs)
+    results = {}
+    for e in entries:
+        errors = load(e, chosen[e.name], seeds, args.tasks, args.cache)
+        if errors is not None:
+            results[e.name] = errors
+    print(f"{time.perf_counter() - start:.0f} s wall, {cpu:.0f} s in runs that ran")
+    lines = summarize(results, chosen)
+    print("\n".join(lines))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines) + "\n")
+        plot(results, args.out.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()
