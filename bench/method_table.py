@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,61 @@ from rl_plasticity.problems.continual import ContinualLearner
 
 RESULTS = Path(__file__).parent / "results"
 TUNING_SEEDS = (1000, 1001)
-BASE: dict[str, Any] = {
-    "hidden": (100, 100),
-    "optimizer": "sgd",
-    "step_size": 0.1,
-    "batch_size": 16,
-}
-STEPS_PER_TASK = -(-1797 // 16)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A supervised stream and the base learner every row of its table shares.
+
+    :param name: ``digits`` or ``regression``
+    :param base: ContinualLearner fields of the base learner
+    :param num_inputs: input features
+    :param num_outputs: network outputs
+    :param loss: ``cross_entropy`` or ``squared``
+    :param steps_per_task: optimizer steps per task
+    """
+
+    name: str
+    base: Mapping[str, Any]
+    num_inputs: int
+    num_outputs: int
+    loss: str
+    steps_per_task: int
+
+    def tasks(self, seed: int, num_tasks: int, flip_period: int):
+        """The run's tasks: permutations of the digits, or flip periods of the regression."""
+        if self.name == "digits":
+            from rl_plasticity.problems.permuted_digits import PermutedDigits
+
+            return PermutedDigits(seed).tasks(num_tasks)
+        from rl_plasticity.problems.slowly_changing import SlowlyChangingRegression
+
+        return SlowlyChangingRegression(seed, flip_period=flip_period).chunks(
+            num_tasks * flip_period
+        )
+
+
+#: Permuted digits: 64 -> 100 -> 100 -> 10, SGD 0.1, minibatches of 16 (our settings: the step
+#: size at which backprop's error rises within 100 tasks in a pilot, see BENCHMARKS.md).
+DIGITS = Problem(
+    "digits",
+    {"hidden": (100, 100), "optimizer": "sgd", "step_size": 0.1, "batch_size": 16},
+    64,
+    10,
+    "cross_entropy",
+    -(-1797 // 16),
+)
+#: The slowly-changing regression with the paper's learner: 5 ReLU units, SGD 0.01, batch 1.
+REGRESSION = Problem(
+    "regression",
+    {"hidden": (5,), "optimizer": "sgd", "step_size": 0.01, "batch_size": 1},
+    20,
+    1,
+    "squared",
+    10_000,
+)
+PROBLEMS = {p.name: p for p in (DIGITS, REGRESSION)}
+BASE = DIGITS.base
 LEARNER_KEYS = {f.name for f in fields(ContinualLearner)}
 
 
@@ -131,7 +179,7 @@ ENTRIES: list[Entry] = [
         "layer_reset",
         "layer_reset",
         {"init": "lecun_uniform"},
-        _grid("every", [STEPS_PER_TASK * k for k in (5, 20, 50)]),
+        _grid("every_tasks", [5, 20, 50]),
         "every 5, 20 or 50 tasks",
     ),
     Entry(
@@ -144,37 +192,56 @@ ENTRIES: list[Entry] = [
 ]
 
 
-def learner_for(entry: Entry, point: Mapping[str, Any]) -> ContinualLearner:
-    """The learner of ``entry`` at one grid ``point``."""
-    settings = {**entry.fixed, **point}
+def resolve(point: Mapping[str, Any], problem: Problem) -> dict[str, Any]:
+    """A grid point in the method's own settings (``every_tasks`` becomes ``every`` updates)."""
+    point = dict(point)
+    if "every_tasks" in point:
+        point["every"] = point.pop("every_tasks") * problem.steps_per_task
+    return point
+
+
+def learner_for(entry: Entry, point: Mapping[str, Any], problem: Problem) -> ContinualLearner:
+    """The learner of ``entry`` at one grid ``point`` on ``problem``."""
+    settings = {**entry.fixed, **resolve(point, problem)}
     own = {k: v for k, v in settings.items() if k in LEARNER_KEYS}
     method = {k: v for k, v in settings.items() if k not in LEARNER_KEYS}
-    return ContinualLearner(**{**BASE, **own}, method=entry.method, settings=method)
+    return ContinualLearner(**{**problem.base, **own}, method=entry.method, settings=method)
 
 
-def job_key(entry: Entry, point: Mapping[str, Any], seed: int, tasks: int) -> str:
+def job_key(entry: Entry, point: Mapping[str, Any], seed: int, tasks: int, problem: Problem) -> str:
     """A file name for one run's cache."""
-    text = json.dumps([entry.method, dict(entry.fixed), dict(point), BASE], sort_keys=True)
-    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    parts: list[Any] = [
+        entry.method,
+        dict(entry.fixed),
+        resolve(point, problem),
+        dict(problem.base),
+    ]
+    if problem is not DIGITS:
+        parts.append([problem.name, problem.steps_per_task])
+    digest = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
     return f"{entry.name.replace(' ', '_')}_{digest}_s{seed}_t{tasks}"
 
 
-def run_job(job: tuple[Entry, dict, int, int, str]) -> tuple[str, float]:
+def run_job(job: tuple[Entry, dict, int, int, str, Problem]) -> tuple[str, float]:
     """Run (or load) one learner on one seed; return its key and the seconds it took."""
     import torch
 
     from rl_plasticity.problems.continual import online_task_errors
-    from rl_plasticity.problems.permuted_digits import NUM_CLASSES, NUM_PIXELS, PermutedDigits
 
     torch.set_num_threads(1)
-    entry, point, seed, tasks, cache = job
-    key = job_key(entry, point, seed, tasks)
+    entry, point, seed, tasks, cache, problem = job
+    key = job_key(entry, point, seed, tasks, problem)
     path = Path(cache) / f"{key}.npy"
     if path.exists():
         return key, 0.0
     start = time.perf_counter()
     errors = online_task_errors(
-        learner_for(entry, point), PermutedDigits(seed).tasks(tasks), NUM_PIXELS, NUM_CLASSES, seed
+        learner_for(entry, point, problem),
+        problem.tasks(seed, tasks, problem.steps_per_task),
+        problem.num_inputs,
+        problem.num_outputs,
+        seed,
+        loss=problem.loss,
     )
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, errors)
@@ -182,9 +249,16 @@ def run_job(job: tuple[Entry, dict, int, int, str]) -> tuple[str, float]:
     return key, time.perf_counter() - start
 
 
-def load(entry: Entry, point: Mapping[str, Any], seeds: Sequence[int], tasks: int, cache: str):
+def load(
+    entry: Entry,
+    point: Mapping[str, Any],
+    seeds: Sequence[int],
+    tasks: int,
+    cache: str,
+    problem: Problem,
+) -> np.ndarray | None:
     """(seeds, tasks) errors of the cached runs, or None when any is missing."""
-    paths = [Path(cache) / f"{job_key(entry, point, s, tasks)}.npy" for s in seeds]
+    paths = [Path(cache) / f"{job_key(entry, point, s, tasks, problem)}.npy" for s in seeds]
     if not all(p.exists() for p in paths):
         return None
     return np.stack([np.load(p) for p in paths])
@@ -203,17 +277,16 @@ def run_all(jobs: list, workers: int) -> float:
     return total
 
 
-def choose(entry: Entry, tasks: int, cache: str) -> tuple[dict, dict[str, float]]:
+def choose(entry: Entry, tasks: int, cache: str, problem: Problem) -> dict:
     """The grid point with the lowest mean error over the second half of the tasks on the
-    tuning seeds, and every point's score (for the table's notes)."""
+    tuning seeds."""
     scores = {}
     for point in entry.grid:
-        errors = load(entry, point, TUNING_SEEDS, tasks, cache)
+        errors = load(entry, point, TUNING_SEEDS, tasks, cache, problem)
         if errors is None:
             raise RuntimeError(f"{entry.name}: tuning runs missing")
         scores[json.dumps(point)] = float(errors[:, tasks // 2 :].mean())
-    best = min(scores, key=scores.__getitem__)
-    return json.loads(best), scores
+    return json.loads(min(scores, key=scores.__getitem__))
 
 
 def mean_ci(values: np.ndarray) -> tuple[float, float]:
@@ -307,46 +380,51 @@ def plot(results: dict[str, np.ndarray], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--problem", choices=sorted(PROBLEMS), default="digits")
     parser.add_argument("--seeds", type=int, default=30, help="reported seeds 0..N-1")
-    parser.add_argument("--tasks", type=int, default=100, help="tasks per run")
+    parser.add_argument("--tasks", type=int, default=100, help="tasks (regression: flip periods)")
+    parser.add_argument(
+        "--flip-period", type=int, default=10_000, help="regression: examples between flips"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="processes")
-    parser.add_argument("--cache", default="/tmp/rlp_method_table", help="finished runs")
+    parser.add_argument("--cache", default="runs/method_table_cache", help="finished runs")
     parser.add_argument("--only", default="", help="comma-separated rows (default: all)")
     parser.add_argument("--only-cached", action="store_true", help="report what is cached")
-    parser.add_argument("--out", type=Path, default=RESULTS / "method_table.md")
+    parser.add_argument("--out", type=Path, default=None, help="table (.md) and figure (.png)")
     args = parser.parse_args(argv)
+    problem = PROBLEMS[args.problem]
+    if problem is REGRESSION:
+        problem = replace(problem, steps_per_task=args.flip_period)
     entries = [e for e in ENTRIES if not args.only or e.name in args.only.split(",")]
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     seeds = range(args.seeds)
     start = time.perf_counter()
     cpu = 0.0
+    common = (args.tasks, args.cache, problem)
     if not args.only_cached:
         tuning = [
-            (e, dict(p), s, args.tasks, args.cache)
+            (e, dict(p), s, *common)
             for e in entries
             if len(e.grid) > 1
             for p in e.grid
             for s in TUNING_SEEDS
         ]
         cpu += run_all(tuning, args.jobs)
-    chosen = {
-        e.name: choose(e, args.tasks, args.cache)[0] if len(e.grid) > 1 else {} for e in entries
-    }
+    chosen = {e.name: choose(e, *common) if len(e.grid) > 1 else {} for e in entries}
     if not args.only_cached:
-        reported = [(e, chosen[e.name], s, args.tasks, args.cache) for e in entries for s in seeds]
-        cpu += run_all(reported, args.jobs)
+        cpu += run_all([(e, chosen[e.name], s, *common) for e in entries for s in seeds], args.jobs)
     results = {}
     for e in entries:
-        errors = load(e, chosen[e.name], seeds, args.tasks, args.cache)
+        errors = load(e, chosen[e.name], seeds, *common)
         if errors is not None:
             results[e.name] = errors
     print(f"{time.perf_counter() - start:.0f} s wall, {cpu:.0f} s in runs that ran")
     lines = summarize(results, chosen)
     print("\n".join(lines))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("\n".join(lines) + "\n")
-        plot(results, args.out.with_suffix(".png"))
+    out = args.out or RESULTS / f"method_table_{problem.name}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    plot(results, out.with_suffix(".png"))
 
 
 if __name__ == "__main__":
