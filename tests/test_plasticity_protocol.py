@@ -278,3 +278,22 @@ def test_hooks_act_on_fast_ppo_training_forwards():
     model.learn(256, callback=[penalty, cbp])
     assert penalty.counters["policy/with_features"] == steps["policy"][0] > 0
     assert all(n > 0 for n in cbp.replaced_total.values())
+
+
+def test_a_method_whose_dependency_is_missing_does_not_break_the_others(
+    tmp_path, monkeypatch
+) -> None:
+    from rl_plasticity.plasticity import registry
+
+    (tmp_path / "rlp_broken_method.py").write_text("import rlp_no_such_package_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(
+        registry, "BUILTIN_MODULES", (*registry.BUILTIN_MODULES, "rlp_broken_method")
+    )
+    monkeypatch.setattr(registry, "_FAILED", {})
+    with pytest.warns(UserWarning, match="rlp_broken_method could not be imported"):
+        methods = registered_methods()
+    assert "cbp" in methods
+    assert make_method("cbp", {"replacement_rate": 1e-3}).replacement_rate == 1e-3
+    with pytest.raises(ImportError, match="rlp_no_such_package_xyz"):
+        make_method("rlp_broken_method", {})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,6 +46,8 @@ BUILTIN_MODULES = (
 )
 
 _REGISTRY: dict[str, type[Method]] = {}
+#: Built-in modules whose import failed (a missing dependency), by module name.
+_FAILED: dict[str, ImportError] = {}
 
 M = TypeVar("M", bound="type[Method]")
 
@@ -72,10 +75,26 @@ def register_method(name: str) -> Callable[[M], M]:
 def registered_methods() -> dict[str, type[Method]]:
     """Every registered method by name (the built-in ones are imported first).
 
+    A built-in module whose own dependency is missing (e.g. ``trac-optimizer``) is skipped with a
+    warning, so one method that cannot load does not take every other one with it; asking for it
+    by name raises the import error (:func:`method_class`).
+
     :return: name -> class
     """
     for module in BUILTIN_MODULES:
-        importlib.import_module(module)
+        if module in _FAILED:
+            continue
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            if exc.name == module:  # the module itself is missing: a bug here, not a dependency
+                raise
+            _FAILED[module] = exc
+            warnings.warn(
+                f"plasticity method module {module} could not be imported ({exc}); "
+                "its method is unavailable",
+                stacklevel=2,
+            )
     return dict(_REGISTRY)
 
 
@@ -85,6 +104,7 @@ def method_class(name: str | type[Method]) -> type[Method]:
     :param name: a registered name, or a :class:`Method` subclass
     :return: the class
     :raises ConfigError: for an unknown name (key ``method.name``)
+    :raises ImportError: for a built-in method whose module could not be imported
     """
     # imported here: protocol re-exports this module, so a module-level import would be a circle
     from rl_plasticity.plasticity.protocol import Method
@@ -93,6 +113,9 @@ def method_class(name: str | type[Method]) -> type[Method]:
         return name
     methods = registered_methods()
     if name not in methods:
+        for module, exc in _FAILED.items():
+            if module.rpartition(".")[2] == name:
+                raise ImportError(f"method {name!r} could not be imported: {exc}") from exc
         raise ConfigError("method.name", name, "one of: " + ", ".join(sorted(methods)))
     return methods[name]
 
