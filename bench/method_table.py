@@ -330,49 +330,65 @@ def summarize(results: dict[str, np.ndarray], chosen: dict[str, dict]) -> list[s
     return lines
 
 
-def plot(results: dict[str, np.ndarray], path: Path) -> None:
-    """Left: error per task (mean over seeds, in bins of a tenth of the run) of the references
-    and the methods; right: each learner's late error relative to a fresh network, 95% CI."""
+REFERENCE_COLORS = {"backprop": "C3", "fresh network": "0.45", "linear": "k"}
+
+
+def plot(results: dict[str, np.ndarray], path: Path, shown: int = 4) -> None:
+    """Left: error per task (mean over seeds, bins of a tenth of the run) of the references and
+    the ``shown`` methods with the lowest late error; right: every learner's late error relative
+    to a fresh network's, mean over seeds with its 95% t-interval, on a log axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    from rl_plasticity.report.figures import colors_for, save
+    from rl_plasticity.report.figures import save
 
     tasks = next(iter(results.values())).shape[1]
     tenth = max(1, tasks // 10)
-    late = {
-        n: e[:, -tenth:].mean(axis=1) / results["fresh network"][:, -tenth:].mean(axis=1)
-        for n, e in results.items()
-    }
+    fresh = results["fresh network"][:, -tenth:].mean(axis=1)
+    late = {n: e[:, -tenth:].mean(axis=1) / fresh for n, e in results.items()}
     order = sorted(results, key=lambda n: late[n].mean())
-    colors = colors_for(order)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 6.5), width_ratios=(1.2, 1))
+    best = [n for n in order if n not in REFERENCE_COLORS][:shown]
+    palette = ["C0", "C1", "C2", "C4", "C5", "C6"]
+    colors = {**dict(zip(best, palette, strict=False)), **REFERENCE_COLORS}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6.5), width_ratios=(1, 1))
     bins = np.arange(tenth, tasks + 1, tenth)
-    highlight = {"backprop", "fresh network", "linear"}
-    for name in order:
+    for name in [*REFERENCE_COLORS, *best]:
+        if name not in results:
+            continue
         curve = [results[name][:, b - tenth : b].mean() for b in bins]
-        style = {"lw": 2.2, "zorder": 3} if name in highlight else {"lw": 0.9, "alpha": 0.6}
-        left.plot(bins, curve, color=colors[name], marker="o", ms=3, label=name, **style)
+        width = 2.2 if name in REFERENCE_COLORS else 1.2
+        left.plot(bins, curve, color=colors[name], marker="o", ms=3, lw=width, label=name)
     left.set_xlabel("task")
-    left.set_ylabel(f"online error (mean over {len(results['backprop'])} seeds)")
-    left.set_title("error per task, bins of a tenth of the run")
+    left.set_ylabel(f"online error, mean over {len(fresh)} seeds")
+    left.set_title(f"error per task (bins of {tenth} tasks): references and the {shown} best")
     left.grid(alpha=0.3)
+    left.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     means = [mean_ci(late[n]) for n in order]
     right.barh(
         range(len(order)),
         [m for m, _ in means],
         xerr=[h for _, h in means],
-        color=[colors[n] for n in order],
+        color=[colors.get(n, "#9fb8d3") for n in order],
         capsize=2,
     )
     right.axvline(1.0, color="k", lw=0.8, ls="--")
+    right.set_xscale("log")
+    low = min(m - h for m, h in means)
+    high = max(m + h for m, h in means)
+    ticks = [
+        t for t in (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10) if low / 1.5 <= t <= high * 1.5
+    ]
+    right.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    right.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    right.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     right.set_yticks(range(len(order)), order, fontsize=8)
     right.invert_yaxis()
-    right.set_xlabel("late error / a fresh network's (95% CI); below 1: better than starting anew")
+    right.set_xlabel("late error / a fresh network's (mean, 95% CI); < 1: better than a new net")
     right.set_title(f"last {tenth} tasks")
-    left.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0, -0.12))
+    right.grid(alpha=0.3, axis="x", which="both")
     fig.tight_layout()
     save(fig, path)
     plt.close(fig)
