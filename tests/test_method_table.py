@@ -1,0 +1,78 @@
+"""The method comparison bench: every method is in it, every setting builds, the statistics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.method_table import (
+    DIGITS,
+    ENTRIES,
+    REGRESSION,
+    TUNING_SEEDS,
+    Entry,
+    choose,
+    job_key,
+    learner_for,
+    summarize,
+)
+from rl_plasticity.plasticity.protocol import registered_methods
+from rl_plasticity.problems.continual import build_learner
+
+
+def test_every_registered_method_has_a_row() -> None:
+    in_table = {e.method for e in ENTRIES}
+    assert set(registered_methods()) <= in_table
+    assert {"backprop", "linear", "fresh network"} <= {e.name for e in ENTRIES}
+
+
+@pytest.mark.parametrize("problem", [DIGITS, REGRESSION], ids=["digits", "regression"])
+def test_every_grid_point_builds_a_learner(problem) -> None:
+    for entry in ENTRIES:
+        for point in entry.grid:
+            learner = learner_for(entry, point, problem)
+            _, _, method = build_learner(learner, problem.num_inputs, problem.num_outputs, seed=0)
+            assert (method is None) == (entry.method is None), entry.name
+            if method is not None:
+                method.detach()
+
+
+def test_reset_periods_are_counted_in_tasks() -> None:
+    entry = next(e for e in ENTRIES if e.name == "layer_reset")
+    learner = learner_for(entry, {"every_tasks": 5}, DIGITS)
+    assert learner.settings["every"] == 5 * 113
+    assert job_key(entry, {"every_tasks": 5}, 0, 100, DIGITS) != job_key(
+        entry, {"every_tasks": 5}, 0, 100, REGRESSION
+    )
+
+
+def test_the_setting_with_the_lowest_late_tuning_error_is_chosen(tmp_path) -> None:
+    entry = Entry("l2", None, grid=[{"weight_decay": 1e-4}, {"weight_decay": 1e-3}])
+    # 1e-4: better early, worse in the second half; 1e-3: the other way round.
+    curves = {1e-4: [0.1, 0.1, 0.5, 0.5], 1e-3: [0.9, 0.9, 0.3, 0.3]}
+    for point in entry.grid:
+        for seed in TUNING_SEEDS:
+            key = job_key(entry, point, seed, 4, DIGITS)
+            np.save(tmp_path / f"{key}.npy", np.asarray(curves[point["weight_decay"]]))
+    assert choose(entry, 4, str(tmp_path), DIGITS) == {"weight_decay": 1e-3}
+    assert json.dumps(choose(entry, 4, str(tmp_path), DIGITS))
+
+
+def test_summary_ratios_are_per_seed_against_the_references() -> None:
+    tasks = 10
+    fresh = np.full((3, tasks), 0.4)
+    linear = np.full((3, tasks), 0.8)
+    backprop = np.tile(np.linspace(0.1, 0.2, tasks), (3, 1))
+    lines = summarize(
+        {"backprop": backprop, "fresh network": fresh, "linear": linear},
+        {"backprop": {}},
+    )
+    row = next(line for line in lines if line.startswith("| backprop"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[2] == "0.100 ± 0.000"  # early: the first tenth (one task)
+    assert cells[3] == "0.200 ± 0.000"  # late: the last tenth
+    assert cells[4] == "0.100 ± 0.000"  # late - early
+    assert cells[5] == "0.50 ± 0.00"  # 0.2 / 0.4
+    assert cells[6] == "0.25 ± 0.00"  # 0.2 / 0.8
