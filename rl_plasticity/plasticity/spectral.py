@@ -20,6 +20,12 @@ and biases regularized toward zero come from secondary summaries of the paper, w
 the authors' was found. Defaults, all to be checked against the paper or swept: ``k`` = 2 (a
 third-party PyTorch reimplementation uses 3), ``lambda`` = 1e-4, one power iteration per step.
 Every Linear the optimizer trains is regularized, output layers included ("each layer").
+Searched again in session 4 (arXiv HTML, the ICLR proceedings text, OpenReview): only the
+abstracts and the reviews could be read. A reviewer writes that the regularizer "steer[s] the
+maximum singular value of a layer to 1 (and 0 for the bias terms)", which agrees with the form
+above; a third-party reimplementation also pulls normalization layers' scales toward 1 and
+offsets toward 0 ("Appendix A.7", unverified), which this class does not do (it acts on Linears;
+combined with ``layernorm`` the LayerNorms are not regularized).
 
 Hooks: ``loss_term`` (the penalty; its gradient is added before each optimizer step).
 """
