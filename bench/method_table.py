@@ -216,7 +216,7 @@ def job_key(entry: Entry, point: Mapping[str, Any], seed: int, tasks: int, probl
         resolve(point, problem),
         dict(problem.base),
     ]
-    if problem is not DIGITS:
+    if problem.name != DIGITS.name:  # by name: a problem sent to a worker is a copy
         parts.append([problem.name, problem.steps_per_task])
     digest = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
     return f"{entry.name.replace(' ', '_')}_{digest}_s{seed}_t{tasks}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -46,6 +47,14 @@ def test_reset_periods_are_counted_in_tasks() -> None:
     assert job_key(entry, {"every_tasks": 5}, 0, 100, DIGITS) != job_key(
         entry, {"every_tasks": 5}, 0, 100, REGRESSION
     )
+
+
+def test_a_run_has_the_same_key_in_a_worker_process() -> None:
+    # Workers get a pickled copy of the problem; the key must not depend on object identity.
+    entry = ENTRIES[0]
+    for problem in (DIGITS, REGRESSION):
+        copy = pickle.loads(pickle.dumps(problem))
+        assert job_key(entry, {}, 0, 10, copy) == job_key(entry, {}, 0, 10, problem)
 
 
 def test_the_setting_with_the_lowest_late_tuning_error_is_chosen(tmp_path) -> None:
