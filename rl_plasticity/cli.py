@@ -189,6 +189,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             envs=names(args.envs),
             agents=names(args.agents),
             seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
+            unfinished=args.unfinished,
         )
     except ConfigError as e:
         return _error(str(e))
@@ -340,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--envs", default=None, help="only these env specs, comma-separated")
     p.add_argument("--agents", default=None, help="only these agent specs, comma-separated")
     p.add_argument("--seeds", default=None, help="only these seeds, e.g. 0-4 or 0,2,5")
+    p.add_argument(
+        "--unfinished",
+        action="store_true",
+        help="also report interrupted and running runs, up to the step each reached",
+    )
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("envs", help="list environment specs")

@@ -107,3 +107,17 @@ def test_interrupted_runs_are_listed_as_interrupted(tmp_path: Path) -> None:
     text = report.write_report(tmp_path).read_text()
     assert "2 runs (1 done, 1 interrupted)" in text
     assert f"| `g/{ENV}__ppo__s1` | interrupted | interrupted |" in text
+
+
+def test_unfinished_runs_are_used_only_when_asked(tmp_path: Path) -> None:
+    make_run(tmp_path, "ppo", 0, status="interrupted", reason="SIGINT")
+    make_run(tmp_path, "ppo", 1, status="interrupted", reason="SIGINT")
+    default = report.write_report(tmp_path, tmp_path / "a").read_text()
+    assert "Figures and tables use finished runs only." in default
+    assert "| ppo |" not in default  # no row: nothing finished
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "b"), "--unfinished"]) == 0
+    text = (tmp_path / "b" / "report.md").read_text()
+    assert "unfinished ones up to the step each reached (`--unfinished`)" in text
+    # Both seeds pooled in the phase table (phase 0 ends: 108.5 + 10 s, mean over s = 0, 1).
+    assert "| ppo | 113.5 [108.5, 118.5] | 213.5 [208.5, 218.5] | 313.5 [308.5, 318.5] |" in text
+    assert f"| `g/{ENV}__ppo__s1` | interrupted | SIGINT |" in text

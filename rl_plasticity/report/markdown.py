@@ -299,6 +299,7 @@ def write_report(
     envs: Iterable[str] | None = None,
     agents: Iterable[str] | None = None,
     seeds: Iterable[int] | None = None,
+    unfinished: bool = False,
 ) -> Path:
     """Write PNG figures, CSV tables and ``report.md`` for the runs below ``run_root``.
 
@@ -312,6 +313,8 @@ def write_report(
     :param envs: only these env names
     :param agents: only these agent names
     :param seeds: only these seeds
+    :param unfinished: also use interrupted and running runs (up to the step each reached; the
+        report lists them and says so); by default figures and tables use finished runs only
     :return: path of ``report.md``
     :raises ConfigError: a filter value that matches no run
     """
@@ -321,7 +324,8 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     label_rows(runs)
     runs, warnings = drop_duplicates(runs)
-    done = [r for r in runs if r.status == "done"]
+    used = ("done", "interrupted", "running") if unfinished else ("done",)
+    done = [r for r in runs if r.status in used]
     warnings += length_warnings(done)
     for warning in warnings:
         print(f"rlp report: warning: {warning}", file=sys.stderr)
@@ -330,7 +334,13 @@ def write_report(
     lines = [
         f"# Report: {run_root}",
         "",
-        f"{len(runs)} runs ({counts or 'none'}). Figures and tables use finished runs only.",
+        f"{len(runs)} runs ({counts or 'none'}). "
+        + (
+            "Figures and tables use every run that is not failed, unfinished ones up to the "
+            "step each reached (`--unfinished`)."
+            if unfinished
+            else "Figures and tables use finished runs only."
+        ),
         "",
     ]
     if warnings:
