@@ -25,7 +25,9 @@ from rl_plasticity.problems.continual import build_learner
 
 def test_every_registered_method_has_a_row() -> None:
     in_table = {e.method for e in ENTRIES}
-    assert set(registered_methods()) <= in_table
+    # Built-in methods only: other tests register toy methods.
+    builtin = {n for n, c in registered_methods().items() if c.__module__.startswith("rl_plast")}
+    assert len(builtin) >= 19 and builtin <= in_table
     assert {"backprop", "linear", "fresh network"} <= {e.name for e in ENTRIES}
 
 
