@@ -59,16 +59,17 @@ class Problem:
     loss: str
     steps_per_task: int
 
-    def tasks(self, seed: int, num_tasks: int, flip_period: int):
-        """The run's tasks: permutations of the digits, or flip periods of the regression."""
+    def tasks(self, seed: int, num_tasks: int):
+        """The run's tasks: permutations of the digits, or flip periods of the regression (of
+        ``steps_per_task`` examples each, batch 1)."""
         if self.name == "digits":
             from rl_plasticity.problems.permuted_digits import PermutedDigits
 
             return PermutedDigits(seed).tasks(num_tasks)
         from rl_plasticity.problems.slowly_changing import SlowlyChangingRegression
 
-        return SlowlyChangingRegression(seed, flip_period=flip_period).chunks(
-            num_tasks * flip_period
+        return SlowlyChangingRegression(seed, flip_period=self.steps_per_task).chunks(
+            num_tasks * self.steps_per_task
         )
 
 
@@ -237,7 +238,7 @@ def run_job(job: tuple[Entry, dict, int, int, str, Problem]) -> tuple[str, float
     start = time.perf_counter()
     errors = online_task_errors(
         learner_for(entry, point, problem),
-        problem.tasks(seed, tasks, problem.steps_per_task),
+        problem.tasks(seed, tasks),
         problem.num_inputs,
         problem.num_outputs,
         seed,
@@ -303,16 +304,23 @@ def fmt(value: tuple[float, float], digits: int = 3) -> str:
     return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
 
 
+def window_means(results: dict[str, np.ndarray]) -> tuple[int, dict, dict]:
+    """The window (a tenth of the tasks) and each learner's per-seed mean error over the first
+    and the last window: ``(tenth, early, late)``."""
+    tasks = next(iter(results.values())).shape[1]
+    tenth = max(1, tasks // 10)
+    early = {name: e[:, :tenth].mean(axis=1) for name, e in results.items()}
+    late = {name: e[:, -tenth:].mean(axis=1) for name, e in results.items()}
+    return tenth, early, late
+
+
 def summarize(results: dict[str, np.ndarray], chosen: dict[str, dict]) -> list[str]:
     """The markdown table: early and late error, and late error relative to the references.
 
     Early: the mean online error over the first 10% of the tasks; late: over the last 10%.
     Ratios are taken per seed (every learner of a seed sees the same stream) and averaged.
     """
-    tasks = next(iter(results.values())).shape[1]
-    tenth = max(1, tasks // 10)
-    early = {name: e[:, :tenth].mean(axis=1) for name, e in results.items()}
-    late = {name: e[:, -tenth:].mean(axis=1) for name, e in results.items()}
+    _, early, late = window_means(results)
     nan = np.full(len(next(iter(late.values()))), np.nan)
     fresh, linear = late.get("fresh network", nan), late.get("linear", nan)
     lines = [
@@ -346,9 +354,9 @@ def plot(results: dict[str, np.ndarray], path: Path, shown: int = 4) -> None:
     from rl_plasticity.report.figures import save
 
     tasks = next(iter(results.values())).shape[1]
-    tenth = max(1, tasks // 10)
-    fresh = results["fresh network"][:, -tenth:].mean(axis=1)
-    late = {n: e[:, -tenth:].mean(axis=1) / fresh for n, e in results.items()}
+    tenth, _, late_error = window_means(results)
+    fresh = late_error["fresh network"]
+    late = {n: e / fresh for n, e in late_error.items()}
     order = sorted(results, key=lambda n: late[n].mean())
     best = [n for n in order if n not in REFERENCE_COLORS][:shown]
     palette = ["C0", "C1", "C2", "C4", "C5", "C6"]
