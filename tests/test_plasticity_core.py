@@ -78,6 +78,24 @@ def test_cbp_replaces_the_eligible_unit_of_least_bias_corrected_utility():
                 assert torch.equal(moment, moments[name])
 
 
+def test_cbp_updates_only_layers_with_features_each_with_its_own_batch_size():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1))
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    cbp = CBP(net, opt, replacement_rate=0.0, decay_rate=0.5, seed=0)
+    with torch.no_grad():
+        net[2].weight.fill_(1.0)  # layer 0's units: sum_k |W_out[k, i]| = 4
+        net[4].weight.fill_(-2.0)  # layer 1's units: 2
+    first, second = cbp.units
+    # u <- 0.5 u + 0.5 mean_batch|h| * outgoing; tanh features can be negative: |h| is used
+    cbp.step([torch.full((2, 4), 3.0), None])
+    assert first.utility.tolist() == [6.0] * 4 and first.age.tolist() == [1] * 4
+    assert second.utility.tolist() == [0.0] * 4 and second.age.tolist() == [0] * 4
+    cbp.step([torch.ones(6, 4), -torch.ones(3, 4)])
+    assert first.utility.tolist() == [5.0] * 4 and first.age.tolist() == [2] * 4
+    assert second.utility.tolist() == [1.0] * 4 and second.age.tolist() == [1] * 4
+
+
 def test_cbp_count_is_rho_times_eligible_accumulated_without_bursts():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))

@@ -170,6 +170,8 @@ class CBP(Method):
 
     def setup(self) -> None:
         self.units = [self._fresh_state(layer) for layer in self.layers]
+        #: per layer, whether |h| = h (the abs is skipped on the hot path)
+        self._nonnegative = [_nonnegative(layer.activation) for layer in self.layers]
 
     def _fresh_state(self, layer: HiddenLayer) -> UnitState:
         weight = layer.incoming.weight
@@ -193,26 +195,39 @@ class CBP(Method):
             layer (no training forward went through it since the last step)
         :return: per layer, the indices of the units replaced
         """
-        eta = self.decay_rate
-        replaced = []
+        active = [i for i, h in enumerate(features) if h is not None]
         with torch.no_grad():
-            for layer, state, h in zip(self.layers, self.units, features, strict=True):
-                units = _NONE if h is None else self._step_layer(layer, state, h, eta)
-                replaced.append(units)
-        return replaced
+            if active:
+                self._track_utility(active, features)
+            return [
+                self._replace_layer(layer, state) if h is not None else _NONE
+                for layer, state, h in zip(self.layers, self.units, features, strict=True)
+            ]
 
-    def _step_layer(
-        self, layer: HiddenLayer, state: UnitState, h: torch.Tensor, eta: float
-    ) -> torch.Tensor:
-        # Hot path, once per layer per optimizer step: few tensor ops, no per-unit Python loops.
-        state.age += 1
-        outgoing = layer.outgoing[0].weight.abs().sum(0)
-        for out in layer.outgoing[1:]:
-            outgoing += out.weight.abs().sum(0)
-        magnitude = (h if _nonnegative(layer.activation) else h.abs()).sum(0)
-        state.utility.mul_(eta).addcmul_(magnitude, outgoing, value=(1 - eta) / h.shape[0])
+    def _track_utility(self, active: list[int], features: Sequence[torch.Tensor | None]) -> None:
+        # Hot path, once per optimizer step: the layers' ages and utilities are updated together
+        # (one multi-tensor call per operation instead of one call per layer).
+        eta = self.decay_rate
+        states = [self.units[i] for i in active]
+        torch._foreach_add_([s.age for s in states], 1)
+        outgoing, magnitude, scale = [], [], []
+        for i in active:
+            layer, h = self.layers[i], features[i]
+            total = layer.outgoing[0].weight.abs().sum(0)
+            for out in layer.outgoing[1:]:
+                total += out.weight.abs().sum(0)
+            outgoing.append(total)
+            magnitude.append((h if self._nonnegative[i] else h.abs()).sum(0))
+            scale.append((1 - eta) / h.shape[0])
+        utility = [s.utility for s in states]
+        torch._foreach_mul_(utility, eta)
+        torch._foreach_addcmul_(utility, magnitude, outgoing, scale)
         if self.mean_correction:
-            state.mean.mul_(eta).add_(h.mean(0), alpha=1 - eta)
+            for i, state in zip(active, states, strict=True):
+                state.mean.mul_(eta).add_(features[i].mean(0), alpha=1 - eta)
+
+    def _replace_layer(self, layer: HiddenLayer, state: UnitState) -> torch.Tensor:
+        """Replace this step's share of the layer's eligible units (after its utility update)."""
         n_eligible = state.count_eligible(self.maturity_threshold)
         if n_eligible == 0:
             return _NONE
@@ -221,6 +236,7 @@ class CBP(Method):
         if n_replace == 0:
             return _NONE
         state.accumulated -= n_replace
+        eta = self.decay_rate
         eligible = state.age > self.maturity_threshold
         correction = 1 - eta ** state.age.double()
         ranked = (state.utility / correction).masked_fill(~eligible, float("inf"))
