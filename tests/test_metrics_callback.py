@@ -253,3 +253,29 @@ def test_invalid_settings_raise_config_error(key, value):
     with pytest.raises(ConfigError) as error:
         PlasticityMetrics(**{key: value})
     assert error.value.key == key
+
+
+@pytest.mark.parametrize("architecture", ["crelu", "fourier"])
+def test_metrics_measure_the_features_of_concatenating_activations(tmp_path, architecture):
+    from rl_plasticity.sb3.policies import method_policy
+
+    policy, kwargs = method_policy(PPO, "MlpPolicy", {"name": architecture})
+    kwargs["net_arch"] = [8, 8]
+    model = PPO(
+        policy, "CartPole-v1", n_steps=64, batch_size=32, n_epochs=1, seed=0, policy_kwargs=kwargs
+    )
+    path = tmp_path / "metrics.csv"
+    model.learn(64, callback=PlasticityMetrics(every=64, csv_path=path, batch_size=64))
+    row = _read(path)[-1]
+    _check_layer_columns(row, "policy", "mlp_extractor.policy_net.2")
+    for layer in ("mlp_extractor.policy_net.0", "mlp_extractor.value_net.2"):
+        assert 0 < float(row[f"plasticity/policy/{layer}/effective_rank"]) <= 16  # 2 x 8 features
+
+
+def test_metrics_warn_when_an_existing_csv_lacks_columns(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("timestep,phase\n1,\n")
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, n_epochs=1, seed=0)
+    with pytest.warns(UserWarning, match="header lacks .* columns this run measures"):
+        model.learn(64, callback=PlasticityMetrics(every=64, csv_path=path, batch_size=64))
+    assert list(_read(path)[-1]) == ["timestep", "phase"]

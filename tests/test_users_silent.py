@@ -38,6 +38,17 @@ def test_core_on_a_network_without_sequential_layers_raises(core):
         core(net, torch.optim.SGD(net.parameters(), lr=0.1))
 
 
+@pytest.mark.parametrize("architecture", ["crelu", "fourier"])
+@pytest.mark.parametrize("unit_method", ["cbp", "regrama"])
+def test_unit_method_on_a_concatenating_activation_says_why(architecture, unit_method):
+    from rl_plasticity.plasticity.protocol import make_method
+
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    net = make_method(architecture, {}).build_network(net)
+    with pytest.raises(ValueError, match=r"concatenate two features per unit.*cannot act"):
+        make_method(unit_method, {}).attach(net, torch.optim.SGD(net.parameters(), lr=0.1))
+
+
 def test_callback_on_a_policy_without_hidden_layers_raises():
     model = PPO(
         "MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, policy_kwargs={"net_arch": []}

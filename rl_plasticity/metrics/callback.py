@@ -146,7 +146,7 @@ class PlasticityMetrics(BaseCallback):
     # ----- attaching -------------------------------------------------------------------------
 
     def _on_training_start(self) -> None:
-        self._groups = network_groups(self.model)
+        self._groups = network_groups(self.model, features=True)
         for group in self._groups:
             # Kept across learn() calls: a measurement before the first step of a continued run
             # still reports the last step's gradients.
@@ -291,7 +291,7 @@ class PlasticityMetrics(BaseCallback):
         """
         model = self.model
         if not self._groups:
-            self._groups = network_groups(model)
+            self._groups = network_groups(model, features=True)
         batch = algorithms.sample_batch(model, self.batch_size, self._rng)
         values: dict[str, float] = {}
         activations: dict[int, torch.Tensor] = {}
@@ -371,6 +371,14 @@ class PlasticityMetrics(BaseCallback):
             if exists:
                 with path.open(newline="") as f:
                     self._columns = next(csv.reader(f))
+                missing = [key for key in row if key not in self._columns]
+                if missing:
+                    warnings.warn(
+                        f"{path} exists and its header lacks {len(missing)} of the columns this "
+                        f"run measures (first: {missing[0]}); they are not written to it. Give "
+                        "csv_path a new file to keep them",
+                        stacklevel=2,
+                    )
             else:
                 self._columns = list(row)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,10 @@ doubles the fan-in of the Linears that read them, as CReLU is defined and as Pla
 hidden-to-hidden weights) for a comparison at equal feature width. The paper's RL setting is
 DQN/Rainbow on Atari; it has none for PPO, so ``agents/ppo-crelu.toml`` keeps the PPO spec's.
 
-CReLU is not an elementwise activation (its units are not the Linear's rows), so
-``layers.find_hidden_layers`` finds no hidden layer behind it: unit-level methods (CBP, ReDo)
-and the per-unit metrics do not apply to a CReLU network.
+CReLU is not an elementwise activation (a unit's outgoing weights are two columns), so
+unit-level methods (CBP, ReDo, ReGraMa) do not act on a CReLU network and say so when attached.
+``PlasticityMetrics`` measures its layers' 2n features (dead, effective rank, ...) and incoming
+weights (``find_hidden_layers(..., concatenating=True)``).
 
 Hook: ``build_network`` (SB3: carried by ``rl_plasticity.sb3.policies``; Linears it resizes are
 drawn as ``nn.Linear`` draws, not with SB3's orthogonal gains; an agent spec's ``init`` is
@@ -35,6 +36,9 @@ from rl_plasticity.plasticity.protocol import register_method
 
 class CReLUActivation(nn.Module):
     """``[relu(z), relu(-z)]`` along the last dimension (twice the features)."""
+
+    #: two features per unit: unit-level methods cannot act on it (``layers.required_layers``)
+    concatenates = True
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.cat((torch.relu(z), torch.relu(-z)), dim=-1)

@@ -17,8 +17,8 @@ with regularization (L2 or L2-init) in its best results; combine with ``l2``/``l
 that. The paper's experiments are supervised continual learning; it has no RL setting, so
 ``agents/ppo-fourier.toml`` keeps the PPO spec's.
 
-As for CReLU, the features are not one per unit, so unit-level methods (CBP, ReDo) and per-unit
-metrics find no hidden layer in such a network.
+As for CReLU, the features are not one per unit, so unit-level methods (CBP, ReDo, ReGraMa) do
+not act on such a network (and say so); ``PlasticityMetrics`` measures its 2n features.
 
 Hook: ``build_network`` (SB3: carried by ``rl_plasticity.sb3.policies``).
 """
@@ -34,6 +34,9 @@ from rl_plasticity.plasticity.protocol import register_method
 
 class FourierActivation(nn.Module):
     """``[sin(z), cos(z)]`` along the last dimension (twice the features)."""
+
+    #: two features per unit: unit-level methods cannot act on it (``layers.required_layers``)
+    concatenates = True
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.cat((torch.sin(z), torch.cos(z)), dim=-1)

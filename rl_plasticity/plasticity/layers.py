@@ -52,7 +52,7 @@ def _prefixed(prefix: str, name: str) -> str:
 
 
 def _chains_in_sequential(
-    seq: nn.Sequential, prefix: str, heads: Sequence[nn.Linear]
+    seq: nn.Sequential, prefix: str, heads: Sequence[nn.Linear], concatenating: bool = False
 ) -> list[HiddenLayer]:
     items = list(seq.named_children())
     layers: list[HiddenLayer] = []
@@ -67,7 +67,7 @@ def _chains_in_sequential(
         if j < len(items) and isinstance(items[j][1], nn.LayerNorm):
             norm = items[j][1]
             j += 1
-        if j >= len(items) or not isinstance(items[j][1], ACTIVATIONS):
+        if j >= len(items) or not _is_activation(items[j][1], concatenating):
             i += 1
             continue
         activation = items[j][1]
@@ -82,10 +82,18 @@ def _chains_in_sequential(
     return layers
 
 
+def _is_activation(module: nn.Module, concatenating: bool) -> bool:
+    if isinstance(module, ACTIVATIONS):
+        return True
+    return concatenating and getattr(module, "concatenates", False)
+
+
 def find_hidden_layers(
     module: nn.Module,
     heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     exclude: Sequence[str] = (),
+    *,
+    concatenating: bool = False,
 ) -> list[HiddenLayer]:
     """Every hidden layer in ``module``, in registration order.
 
@@ -94,6 +102,9 @@ def find_hidden_layers(
         outside it, those Linears. A Linear -> activation that nothing reads is an output layer
         and is not returned.
     :param exclude: dotted names of submodules to skip with everything under them (target networks)
+    :param concatenating: also layers whose activation concatenates two features per unit
+        (CReLU, Fourier features: ``concatenates = True``), whose features are 2n columns for n
+        units. For feature-level use (the metrics); unit-level methods cannot act on them
     :return: the hidden layers
     :raises ValueError: if one activation module instance serves two layers (its forward hook could
         not tell them apart)
@@ -105,7 +116,7 @@ def find_hidden_layers(
             continue
         if any(name == e or name.startswith(e + ".") for e in exclude):
             continue
-        layers.extend(_chains_in_sequential(sub, name, heads.get(name, ())))
+        layers.extend(_chains_in_sequential(sub, name, heads.get(name, ()), concatenating))
     seen: dict[int, str] = {}
     for layer in layers:
         key = id(layer.activation)
@@ -138,6 +149,16 @@ def required_layers(
     found = list(layers) if layers is not None else find_hidden_layers(module, heads)
     if found:
         return found
+    concatenating = sorted(
+        {type(m).__name__ for m in module.modules() if getattr(m, "concatenates", False)}
+    )
+    if concatenating:
+        raise ValueError(
+            f"{method} found no hidden layer in {type(module).__name__}: its activations "
+            f"({', '.join(concatenating)}) concatenate two features per unit, so a unit's "
+            "outgoing weights are two columns and unit-level methods (CBP, ReDo, ReGraMa, ...) "
+            "cannot act on them. Use the method on a network without CReLU or Fourier features"
+        )
     linears = [name for name, sub in module.named_modules() if isinstance(sub, nn.Linear)]
     raise ValueError(
         f"{method} found no hidden layer in {type(module).__name__} (Linears: "

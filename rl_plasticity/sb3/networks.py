@@ -36,20 +36,26 @@ class NetworkGroup:
     layers: list[HiddenLayer]
 
 
-def network_groups(model: BaseAlgorithm) -> list[NetworkGroup]:
+def network_groups(model: BaseAlgorithm, *, features: bool = False) -> list[NetworkGroup]:
     """The trained networks of ``model`` (PPO, A2C, SAC, TD3, DQN with an MLP policy).
 
     :param model: an SB3 algorithm whose policy has been built
+    :param features: also count as hidden layers those whose activation concatenates two
+        features per unit (CReLU, Fourier features), for feature-level measurements
     :return: one group per optimizer
     :raises TypeError: for a policy whose layout is not known here
     """
     policy = model.policy
+
+    def find(module: nn.Module, heads: dict | None = None) -> list[HiddenLayer]:
+        return find_hidden_layers(module, heads, concatenating=features)
+
     if hasattr(policy, "mlp_extractor") and hasattr(policy, "action_net"):  # PPO, A2C
         heads = {
             "mlp_extractor.policy_net": [policy.action_net],
             "mlp_extractor.value_net": [policy.value_net],
         }
-        layers = find_hidden_layers(policy, heads)
+        layers = find(policy, heads)
         return [NetworkGroup("policy", policy, policy.optimizer, layers)]
     if hasattr(policy, "actor") and hasattr(policy, "critic"):  # SAC, TD3
         actor, critic = policy.actor, policy.critic
@@ -57,13 +63,11 @@ def network_groups(model: BaseAlgorithm) -> list[NetworkGroup]:
         if hasattr(actor, "latent_pi"):  # SAC: the latent feeds both heads
             actor_heads["latent_pi"] = [actor.mu, actor.log_std]
         return [
-            NetworkGroup("actor", actor, actor.optimizer, find_hidden_layers(actor, actor_heads)),
-            NetworkGroup("critic", critic, critic.optimizer, find_hidden_layers(critic)),
+            NetworkGroup("actor", actor, actor.optimizer, find(actor, actor_heads)),
+            NetworkGroup("critic", critic, critic.optimizer, find(critic)),
         ]
     if hasattr(policy, "q_net") and hasattr(policy, "q_net_target"):  # DQN
-        return [
-            NetworkGroup("q_net", policy.q_net, policy.optimizer, find_hidden_layers(policy.q_net))
-        ]
+        return [NetworkGroup("q_net", policy.q_net, policy.optimizer, find(policy.q_net))]
     raise TypeError(
         f"unsupported policy {type(policy).__name__}; supported: the MLP policies of "
         "PPO, A2C, SAC, TD3 and DQN"
