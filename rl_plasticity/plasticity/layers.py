@@ -82,10 +82,14 @@ def _chains_in_sequential(
     return layers
 
 
+def _concatenates(module: nn.Module) -> bool:
+    """Whether ``module`` is an activation that concatenates two features per unit (CReLU,
+    Fourier features: the class sets ``concatenates = True``)."""
+    return bool(getattr(module, "concatenates", False))
+
+
 def _is_activation(module: nn.Module, concatenating: bool) -> bool:
-    if isinstance(module, ACTIVATIONS):
-        return True
-    return concatenating and getattr(module, "concatenates", False)
+    return isinstance(module, ACTIVATIONS) or (concatenating and _concatenates(module))
 
 
 def find_hidden_layers(
@@ -149,9 +153,7 @@ def required_layers(
     found = list(layers) if layers is not None else find_hidden_layers(module, heads)
     if found:
         return found
-    concatenating = sorted(
-        {type(m).__name__ for m in module.modules() if getattr(m, "concatenates", False)}
-    )
+    concatenating = sorted({type(m).__name__ for m in module.modules() if _concatenates(m)})
     if concatenating:
         raise ValueError(
             f"{method} found no hidden layer in {type(module).__name__}: its activations "

@@ -324,9 +324,9 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     label_rows(runs)
     runs, warnings = drop_duplicates(runs)
-    used = ("done", "interrupted", "running") if unfinished else ("done",)
-    done = [r for r in runs if r.status in used]
-    warnings += length_warnings(done)
+    statuses = ("done", "interrupted", "running") if unfinished else ("done",)
+    used = [r for r in runs if r.status in statuses]
+    warnings += length_warnings(used)
     for warning in warnings:
         print(f"rlp report: warning: {warning}", file=sys.stderr)
     colors = colors_for(r.label for r in runs)
@@ -345,9 +345,9 @@ def write_report(
     ]
     if warnings:
         lines += ["**Warnings**", "", *[f"- {w}" for w in warnings], ""]
-    for env, env_runs in by_attribute(done, "env_label").items():
+    for env, env_runs in by_attribute(used, "env_label").items():
         lines += _env_section(env, env_runs, out_dir, colors)
-    lines += _improvement_section(done, out_dir, colors)
+    lines += _improvement_section(used, out_dir, colors)
     not_done = [r for r in runs if r.status != "done"]
     if not_done:
         lines += ["## Runs not finished", "", "| run | status | reason |", "|---|---|---|"]
