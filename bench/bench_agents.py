@@ -28,7 +28,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from bench.common import interleaved, medians
-from rl_plasticity.experiment import build_model, make_vec_env
+from rl_plasticity.experiment.build import build_model, make_vec_env
 from rl_plasticity.specs import EnvSpec, available_specs, load_agent_spec
 
 REFERENCE = "ppo, no callbacks"
@@ -48,7 +48,9 @@ def steps_per_cpu_second(variant: str, env_id: str, steps: int, seed: int) -> fl
     model = build_model(spec, make_vec_env(env, spec), seed, "cpu")
     callbacks: list[BaseCallback] = []
     if variant != REFERENCE:
-        callbacks = [c for c in (spec.make_method(), spec.make_metrics(None)) if c is not None]
+        callbacks = [
+            c for c in (spec.make_method_callback(), spec.make_metrics(None)) if c is not None
+        ]
     model.learn(model.n_steps, callback=callbacks)
     start = time.process_time()
     model.learn(steps, callback=callbacks, reset_num_timesteps=False)

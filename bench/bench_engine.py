@@ -38,7 +38,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from bench.common import emit, interleaved, medians
-from rl_plasticity.experiment import build_model, make_env_fn, make_vec_env
+from rl_plasticity.experiment.build import build_model, make_env_fn, make_vec_env
 from rl_plasticity.specs import AgentSpec, EnvSpec, available_specs, load_agent_spec
 
 SB3 = "SB3 PPO"
@@ -64,7 +64,7 @@ def steps_per_cpu_second(
     model = build_model(spec, make_vec_env(env, spec), seed, "cpu")
     used: list[BaseCallback] = []
     if callbacks:
-        used = [c for c in (spec.make_method(), spec.make_metrics(None)) if c is not None]
+        used = [c for c in (spec.make_method_callback(), spec.make_metrics(None)) if c is not None]
     model.learn(model.n_steps * spec.n_envs, callback=used)
     start = time.process_time()
     model.learn(steps, callback=used, reset_num_timesteps=False)

@@ -16,13 +16,15 @@ import time
 import torch
 
 from bench.common import interleaved, medians, paper_ppo
-from rl_plasticity.plasticity.callbacks import ContinualBackprop, ShrinkAndPerturb
+from rl_plasticity.sb3.callbacks import MethodCallback
 
 VARIANTS = {
     "ppo": lambda: None,
-    "ppo+cbp": lambda: ContinualBackprop(replacement_rate=1e-4, maturity_threshold=10_000),
-    "ppo+snp": lambda: ShrinkAndPerturb(),  # soft: 1 - 1e-6 toward a fresh init every step
-    "ppo+snp/10": lambda: ShrinkAndPerturb(every=10),  # the same, drawn every 10th step
+    "ppo+cbp": lambda: MethodCallback("cbp", replacement_rate=1e-4, maturity_threshold=10_000),
+    "ppo+snp": lambda: MethodCallback("snp"),  # soft: 1 - 1e-6 toward a fresh init every step
+    "ppo+snp/10": lambda: MethodCallback(
+        "snp", every_updates=10
+    ),  # the same, drawn every 10th step
 }
 
 

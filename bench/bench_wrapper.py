@@ -24,7 +24,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from rl_plasticity.nonstationary import NonstationaryWrapper
+from rl_plasticity.nonstationary.wrapper import NonstationaryWrapper
 
 ENVS = ("HalfCheetah-v5", "Ant-v5")
 # MuJoCo's own step cost depends on the friction (contacts, solver iterations): a wrapped env

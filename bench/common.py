@@ -19,7 +19,7 @@ Variant = TypeVar("Variant")
 
 def paper_ppo(env_id: str = "HalfCheetah-v5", seed: int = 0) -> PPO:
     """The shipped ``ppo`` agent (Dohare et al. 2024's settings) on a stationary ``env_id``."""
-    from rl_plasticity.experiment import build_model, make_vec_env
+    from rl_plasticity.experiment.build import build_model, make_vec_env
     from rl_plasticity.specs import EnvSpec, load_agent_spec
 
     agent = load_agent_spec("ppo")

@@ -44,7 +44,7 @@ from scipy import stats
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from bench.common import emit
-from rl_plasticity.experiment import build_model, make_vec_env
+from rl_plasticity.experiment.build import build_model, make_vec_env
 from rl_plasticity.specs import EnvSpec, load_agent_spec
 
 ENGINES = ("PPO", "FastPPO")

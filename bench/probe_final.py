@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from bench.common import emit
-from rl_plasticity.experiment import build_model, make_vec_env
+from rl_plasticity.experiment.build import build_model, make_vec_env
 from rl_plasticity.metrics.probe import probe_loss
 from rl_plasticity.specs import algorithm_class, load_agent_spec, load_env_spec
 

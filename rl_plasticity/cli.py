@@ -87,7 +87,9 @@ def _evaluation(args: argparse.Namespace) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from rl_plasticity.experiment import RunExistsError, RunSetupError, train
+    from rl_plasticity.experiment.build import RunSetupError
+    from rl_plasticity.experiment.resolve import RunExistsError
+    from rl_plasticity.experiment.run import train
     from rl_plasticity.overrides import combinations, parse_sets
 
     try:
@@ -201,7 +203,7 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     from rl_plasticity.specs import available_specs, load_env_spec
 
     if args.show:
-        from rl_plasticity.nonstationary import describe
+        from rl_plasticity.nonstationary.config import describe
 
         try:
             spec = load_env_spec(args.show)

@@ -25,8 +25,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.nonstationary import NonstationaryWrapper
 from rl_plasticity.nonstationary.schedules import Piecewise
+from rl_plasticity.nonstationary.wrapper import NonstationaryWrapper
 from rl_plasticity.specs import EnvSpec
 
 

@@ -14,9 +14,9 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rl_plasticity.networks import network_groups
-from rl_plasticity.plasticity.callbacks import ContinualBackprop
-from rl_plasticity.sb3 import FastPPO
+from rl_plasticity.sb3.callbacks import MethodCallback
+from rl_plasticity.sb3.fast_ppo import FastPPO
+from rl_plasticity.sb3.networks import network_groups
 from rl_plasticity.specs import algorithm_class
 
 torch.set_num_threads(1)
@@ -179,7 +179,7 @@ def test_continual_backprop_runs_on_it_as_on_sb3() -> None:
     replaced = []
     for cls in (PPO, FastPPO):
         model = cls("MlpPolicy", make_env(), seed=0, device="cpu", **PAPER)
-        cbp = ContinualBackprop(replacement_rate=0.05, maturity_threshold=4, seed=0)
+        cbp = MethodCallback("cbp", replacement_rate=0.05, maturity_threshold=4, seed=0)
         model.learn(1024, callback=cbp)
         replaced.append(cbp.replaced_total)
     assert replaced[0] == replaced[1]

@@ -22,12 +22,11 @@ PACKAGE = Path(__file__).parent.parent / "rl_plasticity"
 LAYERS = {
     "rl_plasticity.errors": 0,
     "rl_plasticity.validate": 0,
-    "rl_plasticity.tables": 0,
+    "rl_plasticity.catalog": 0,
     "rl_plasticity.overrides": 0,
-    "rl_plasticity.logger_keys": 0,
-    "rl_plasticity.metrics.keys": 0,
+    "rl_plasticity.sb3.layer_names": 0,  # SB3's layer names: pure Python, read by the report
     "rl_plasticity.metrics.registry": 0,  # the metric registry: pure Python
-    "rl_plasticity.nonstationary._tables": 0,
+    "rl_plasticity.nonstationary.toml_reads": 0,
     "rl_plasticity.nonstationary.schedules": 0,
     "rl_plasticity.metrics": 1,  # functional, hessian, probe: torch math
     "rl_plasticity.plasticity": 1,  # the method protocol and methods: torch only
@@ -36,8 +35,6 @@ LAYERS = {
     "rl_plasticity.nonstationary.wrapper": 2,  # gymnasium
     "rl_plasticity.metrics.callback": 2,  # an SB3 callback
     "rl_plasticity.sb3": 2,
-    "rl_plasticity.networks": 2,  # version 0.1 path of rl_plasticity.sb3.networks
-    "rl_plasticity.plasticity.callbacks": 2,  # version 0.1 path of rl_plasticity.sb3.callbacks
     "rl_plasticity.specs": 3,
     "rl_plasticity.evaluation": 3,
     "rl_plasticity.experiment": 3,
@@ -47,10 +44,6 @@ LAYERS = {
     "rl_plasticity.cli": 4,
     "rl_plasticity": 4,
 }
-
-#: Modules at a version 0.1 path that only re-export a module of another package; not counted
-#: as part of their package when looking for circles between packages.
-ALIASES = {"rl_plasticity.plasticity.callbacks", "rl_plasticity.networks"}
 
 #: Attribute names of SB3's algorithms and policies that only rl_plasticity/sb3/ may use.
 SB3_INTERNALS = (
@@ -104,17 +97,12 @@ def imports(path: Path) -> list[tuple[str, bool]]:
     return found
 
 
-def is_facade(module: str, path: Path) -> bool:
-    """A package ``__init__`` whose function-level imports are lazy re-exports (PEP 562)."""
-    return path.name == "__init__.py"
-
-
 def test_no_module_imports_a_higher_layer():
     wrong = []
     for module, path in modules().items():
         for imported, at_top in imports(path):
-            if not at_top and is_facade(module, path):
-                continue  # a lazy re-export: loaded only when the name is asked for
+            if module == "rl_plasticity" and not at_top:
+                continue  # the presets' registration, run only when gymnasium is loaded
             if layer(imported) > layer(module):
                 wrong.append(f"{module} (layer {layer(module)}) imports {imported}")
     assert not wrong, "\n".join(wrong)
@@ -128,11 +116,9 @@ def package(module: str) -> str:
 def test_no_circle_between_packages():
     edges: dict[str, set[str]] = {}
     for module, path in modules().items():
-        if module in ALIASES or module == "rl_plasticity":
+        if module == "rl_plasticity":
             continue
-        for imported, at_top in imports(path):
-            if not at_top and is_facade(module, path):
-                continue
+        for imported, _ in imports(path):
             a, b = package(module), package(imported)
             if a != b:
                 edges.setdefault(a, set()).add(b)
@@ -171,9 +157,9 @@ HEAVY = ("torch", "stable_baselines3", "gymnasium", "mujoco")
     [
         ("rl_plasticity", ()),
         ("rl_plasticity.validate", ()),
-        ("rl_plasticity.tables", ()),
+        ("rl_plasticity.catalog", ()),
         ("rl_plasticity.nonstationary.schedules", ()),
-        ("rl_plasticity.logger_keys", ()),
+        ("rl_plasticity.sb3.layer_names", ()),
         ("rl_plasticity.metrics.functional", ("torch",)),
         ("rl_plasticity.metrics.registry", ()),
         ("rl_plasticity.report.names", ()),
@@ -187,15 +173,16 @@ def test_pure_layers_import_alone(module, allowed):
     assert out.stdout.strip() == str(sorted(allowed))
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "import rl_plasticity, gymnasium as gym",
-        "import gymnasium as gym, rl_plasticity",
-        "import rl_plasticity.validate, gymnasium as gym",
-    ],
-)
-def test_presets_registered_whichever_is_imported_first(code):
-    check = f"{code}; print(gym.spec('rl_plasticity/SlipperyAnt-v0').id)"
-    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "rl_plasticity/SlipperyAnt-v0"
+def test_no_module_level_getattr_nor_import_hook():
+    """Every name is defined where ``grep`` and "go to definition" find it."""
+    found = []
+    for module, path in modules().items():
+        tree = ast.parse(path.read_text())
+        found += [
+            f"{module}: def __getattr__"
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"
+        ]
+        if "meta_path" in path.read_text():
+            found.append(f"{module}: sys.meta_path")
+    assert not found, found

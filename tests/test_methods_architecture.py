@@ -14,7 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.experiment import build_model
+from rl_plasticity.experiment.build import build_model
 from rl_plasticity.plasticity.crelu import CReLU, CReLUActivation
 from rl_plasticity.plasticity.fourier import DeepFourierFeatures, FourierActivation
 from rl_plasticity.plasticity.injection import InjectedFeatures, InjectedLinear, Injection
@@ -23,7 +23,7 @@ from rl_plasticity.plasticity.layer_reset import LayerReset
 from rl_plasticity.plasticity.layernorm import LayerNorm
 from rl_plasticity.plasticity.layers import find_hidden_layers
 from rl_plasticity.plasticity.nap import NormalizeAndProject
-from rl_plasticity.sb3.callbacks import method_callback
+from rl_plasticity.sb3.callbacks import MethodCallback
 from rl_plasticity.sb3.fast_ppo import FastPPO
 from rl_plasticity.sb3.networks import network_groups
 from rl_plasticity.sb3.policies import method_policy
@@ -101,7 +101,7 @@ def test_layernorm_trains_with_each_algorithm(algo):
 )
 def test_unit_methods_replace_units_of_a_layernorm_network(name, settings):
     model = build("ppo", {"name": "layernorm"})
-    unit = method_callback(name, seed=0, **settings)
+    unit = MethodCallback(name, seed=0, **settings)
     model.learn(256, callback=unit)
     assert sum(unit.replaced_total.values()) > 0
     layer = network_groups(model)[0].layers[0]
@@ -217,7 +217,7 @@ def test_nap_keeps_each_normalized_layer_at_its_initial_norm():
 @pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
 def test_nap_trains_with_each_algorithm(algo):
     model = build(algo, {"name": "nap"})
-    nap = method_callback("nap", seed=0)
+    nap = MethodCallback("nap", seed=0)
     model.learn(ALGOS[algo][3], callback=nap)
     for group in network_groups(model):
         norms = nap.state_dict()["cores"][group.name]["norms"]
@@ -233,7 +233,9 @@ def test_layer_reset_redraws_the_last_layers_only_and_drops_their_adam_state():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
     optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
-    reset = LayerReset(net, optimizer, n_layers=2, every=5, init="lecun_uniform", seed=0)
+    reset = LayerReset(n_layers=2, every_updates=5, init="lecun_uniform").attach(
+        net, optimizer, seed=0
+    )
     assert reset.reset_modules == [net[4], net[2]]
     x, y = torch.randn(32, 4), torch.randn(32, 2)
 
@@ -264,7 +266,7 @@ def test_layer_reset_redraws_the_last_layers_only_and_drops_their_adam_state():
 @pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
 def test_layer_reset_at_each_change_with_each_algorithm(algo):
     model = build(algo, period=60)
-    cb = method_callback("layer_reset", every=0, at_change=True, seed=0)
+    cb = MethodCallback("layer_reset", every_updates=0, at_change=True, seed=0)
     model.learn(ALGOS[algo][3], callback=cb)
     assert cb.counters["layer_resets"] == ALGOS[algo][3] // 60
 
@@ -275,11 +277,11 @@ def test_layer_reset_at_each_change_with_each_algorithm(algo):
 def test_injection_keeps_the_output_freezes_the_old_head_and_trains_the_new_one():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
-    method = Injection(at_change=True, init="lecun_uniform", seed=0)
+    method = Injection(at_change=True, init="lecun_uniform")
     method.build_network(net)
     assert [type(m) for m in net] == [nn.Linear, nn.ReLU, InjectedFeatures, InjectedLinear]
     optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
-    method.attach(net, optimizer)
+    method.attach(net, optimizer, seed=0)
     x, y = torch.randn(32, 4), torch.randn(32, 2)
 
     def step() -> None:
@@ -314,7 +316,7 @@ def test_injection_keeps_the_output_freezes_the_old_head_and_trains_the_new_one(
 @pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
 def test_injection_at_a_change_with_each_algorithm(algo, tmp_path):
     model = build(algo, {"name": "injection"}, period=90)
-    cb = method_callback("injection", seed=0)
+    cb = MethodCallback("injection", seed=0)
     model.learn(ALGOS[algo][3], callback=cb)
     assert cb.counters["injections"] == 1
     for group in network_groups(model):
@@ -337,12 +339,12 @@ def test_injection_at_a_change_with_each_algorithm(algo, tmp_path):
 def test_injection_settings_must_match_the_built_heads():
     model = build("dqn", {"name": "injection"})
     with pytest.raises(ValueError, match=r"room for 1 injections.*max_injections=2"):
-        model.learn(64, callback=method_callback("injection", max_injections=2))
+        model.learn(64, callback=MethodCallback("injection", max_injections=2))
 
 
 def test_periodic_injection_reaches_the_target_network():
     model = build("dqn", {"name": "injection", "at_change": False, "every": 40})
-    cb = method_callback("injection", at_change=False, every=40, seed=0)
+    cb = MethodCallback("injection", at_change=False, every_updates=40, seed=0)
     model.learn(200, callback=cb)
     assert cb.counters["injections"] == 1  # max_injections = 1
     assert all(s.count.value == 1 for s in injection_sites(model.policy.q_net_target))

@@ -19,7 +19,7 @@ from rl_plasticity.plasticity.noisy_sgd import NoisySGD
 from rl_plasticity.plasticity.parseval import Parseval
 from rl_plasticity.plasticity.protocol import make_method
 from rl_plasticity.plasticity.spectral import SpectralRegularizer
-from rl_plasticity.sb3.callbacks import method_callback
+from rl_plasticity.sb3.callbacks import MethodCallback
 
 torch.set_num_threads(1)
 
@@ -76,7 +76,7 @@ def test_er_separate_step_moves_the_weights_with_its_own_annealed_optimizer():
     start = [p.detach().clone() for p in net.parameters()]
     optimizer = torch.optim.Adam(net.parameters(), lr=0.0, betas=(0.99, 0.99), weight_decay=1e-4)
     method = EffectiveRankRegularizer(
-        net, optimizer, er_lr=1e-2, er_lr_final=1e-3, er_anneal_steps=4, er_every=2
+        net, optimizer, er_lr=1e-2, er_lr_final=1e-3, er_anneal_steps=4, every_updates=2
     )
     er_group = method.er_optimizer.param_groups[0]
     assert er_group["betas"] == (0.99, 0.99) and er_group["weight_decay"] == 1e-4
@@ -113,7 +113,7 @@ def test_parseval_penalty_and_gradient_vanish_for_a_scaled_orthogonal_matrix(sca
     with torch.no_grad():
         q, _ = torch.linalg.qr(torch.randn(24, 16, generator=torch.Generator().manual_seed(1)))
         net[0].weight.copy_(scale**0.5 * q.T)  # 16 orthogonal rows of squared norm s
-    method = Parseval(net, None, coeff=1e-3, scale=scale)
+    method = Parseval(coeff=1e-3, scale=scale).attach(net, None)
     term = method.loss_term(None)
     assert float(term.detach()) == pytest.approx(0.0, abs=1e-9)
     (grad,) = torch.autograd.grad(term, net[0].weight)
@@ -127,7 +127,7 @@ def test_parseval_penalty_and_gradient_vanish_for_a_scaled_orthogonal_matrix(sca
 def test_parseval_gradient_is_the_analytic_one_and_pulls_toward_orthogonality():
     net = hidden_net()
     weight = net[0].weight
-    method = Parseval(net, None, coeff=0.5, scale=2.0, reference_width=32)
+    method = Parseval(coeff=0.5, scale=2.0, reference_width=32).attach(net, None)
     term = method.loss_term(None)
     (grad,) = torch.autograd.grad(term, weight)
     w = weight.detach()
@@ -203,8 +203,8 @@ def test_noisy_sgd_noise_has_the_configured_relative_scale_and_decays(per_tensor
     big = nn.Parameter(torch.zeros(200, 100))
     small = nn.Parameter(torch.zeros(50_000))
     optimizer = SetGrad([big, small])
-    method = NoisySGD(
-        nn.Module(), optimizer, noise_scale=0.1, noise_decay=0.5, per_tensor=per_tensor, seed=0
+    method = NoisySGD(noise_scale=0.1, noise_decay=0.5, per_tensor=per_tensor).attach(
+        nn.Module(), optimizer, seed=0
     )
     grads = [torch.full((200, 100), 3.0), torch.full((50_000,), 0.01)]
     for _ in range(3):
@@ -226,8 +226,8 @@ def test_noisy_sgd_restarts_its_decay_at_a_change_and_is_reproducible():
     def run(seed: int) -> tuple[NoisySGD, SetGrad]:
         param = nn.Parameter(torch.zeros(1000))
         optimizer = SetGrad([param])
-        method = NoisySGD(
-            nn.Module(), optimizer, noise_decay=0.5, restart_on_change=True, seed=seed
+        method = NoisySGD(noise_decay=0.5, restart_on_change=True).attach(
+            nn.Module(), optimizer, seed=seed
         )
         for step in range(4):
             if step == 2:
@@ -295,7 +295,7 @@ METHODS = {
 def test_method_trains_with_each_algorithm_and_acts(method, algo):
     name, settings, counter = METHODS[method]
     model = ALGOS[algo]()
-    callback = method_callback(name, seed=0, **settings)
+    callback = MethodCallback(name, seed=0, **settings)
     model.learn(STEPS[algo], callback=callback)
     acted = {k: v for k, v in callback.counters.items() if k.endswith("/" + counter)}
     assert acted and all(v > 0 for v in acted.values()), callback.counters

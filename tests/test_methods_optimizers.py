@@ -16,7 +16,7 @@ from rl_plasticity.plasticity.regrama import ReGraMa
 from rl_plasticity.plasticity.trac import TRAC
 from rl_plasticity.plasticity.upgd import UPGDOptimizer
 from rl_plasticity.plasticity.weight_clipping import WeightClipping
-from rl_plasticity.sb3.callbacks import method_callback
+from rl_plasticity.sb3.callbacks import MethodCallback
 from rl_plasticity.sb3.networks import network_groups
 from rl_plasticity.sb3.policies import method_policy
 from rl_plasticity.specs import load_agent_spec
@@ -30,12 +30,8 @@ def test_cbpi_spec_is_cbp_with_instantaneous_utility():
     assert load_agent_spec("ppo-cbp").method["replacement_rate"] == method["replacement_rate"]
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
-    cbp = CBP(
-        net,
-        torch.optim.Adam(net.parameters()),
-        decay_rate=0.0,
-        replacement_rate=0.1,
-        maturity_threshold=0,
+    cbp = CBP(decay_rate=0.0, replacement_rate=0.1, maturity_threshold=0).attach(
+        net, torch.optim.Adam(net.parameters())
     )
     contribution = net[2].weight.abs().sum(0)
     first = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
@@ -52,12 +48,8 @@ def test_cbp_optimizer_state_of_replaced_units(optimizer_state):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     adam = torch.optim.Adam(net.parameters())
-    cbp = CBP(
-        net,
-        None,
-        replacement_rate=0.25,
-        maturity_threshold=0,
-        optimizer_state=optimizer_state,
+    cbp = CBP(replacement_rate=0.25, maturity_threshold=0, optimizer_state=optimizer_state).attach(
+        net, None
     )
     cbp.optimizer = adam  # steps driven by hand below
     net(torch.randn(8, 3)).pow(2).sum().backward()
@@ -95,7 +87,7 @@ def train_with(algo: str, method: dict, steps: int | None = None):
     policy, extra = method_policy(cls, "MlpPolicy", method)
     model = cls(policy, env_id, policy_kwargs={"net_arch": [16, 16], **extra}, seed=0, **kwargs)
     settings = {k: v for k, v in method.items() if k != "name"}
-    callback = method_callback(method["name"], **settings)
+    callback = MethodCallback(method["name"], **settings)
     model.learn(steps or STEPS[algo], callback=callback)
     return model, callback
 
@@ -112,7 +104,7 @@ def test_weight_clipping_bounds_every_weight_after_a_huge_gradient(init):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
     sgd = torch.optim.SGD(net.parameters(), lr=1.0)
-    WeightClipping(net, sgd, kappa=2.0, init=init)
+    WeightClipping(kappa=2.0, init=init).attach(net, sgd)
     (1e6 * net(torch.randn(4, 5)).sum()).backward()
     sgd.step()
     scale = {"kaiming_uniform": 1.0, "lecun_uniform": math.sqrt(3.0)}[init]
@@ -143,7 +135,7 @@ def test_regrama_resets_a_unit_with_zero_gradient_and_keeps_active_ones():
         net[0].bias.copy_(torch.tensor([5.0, -100.0, 5.0, 5.0]))  # unit 1 never fires: no
         # gradient reaches its incoming weights; the others always do
     sgd = torch.optim.SGD(net.parameters(), lr=0.0)  # the step itself changes nothing
-    regrama = ReGraMa(net, sgd, tau=0.0, every=1, seed=0)
+    regrama = ReGraMa(tau=0.0, every_updates=1).attach(net, sgd, seed=0)
     before = [p.detach().clone() for p in net.parameters()]
     net(torch.randn(16, 3)).pow(2).sum().backward()
     grad = net[0].weight.grad.abs().amax(1)
@@ -241,5 +233,5 @@ def test_trac_trains_every_algorithm_and_resumes_after_load(algo, tmp_path):
     params = [p for g in optimizer.param_groups for p in g["params"]]
     saved = zip(params, refs, strict=True)
     assert all(torch.equal(optimizer.state["_trac"][p]["ref"], r) for p, r in saved)
-    loaded.learn(64, callback=method_callback("trac"))  # the package alone: KeyError here
+    loaded.learn(64, callback=MethodCallback("trac"))  # the package alone: KeyError here
     assert optimizer.state["_trac"]["iter_count"] > 0

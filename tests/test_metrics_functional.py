@@ -108,8 +108,8 @@ def test_feature_norm_weights_and_gradients():
 
 
 def test_layer_metrics_are_the_registry_s_and_follow_the_activation():
+    from rl_plasticity.catalog import ACTIVATIONS
     from rl_plasticity.metrics.registry import METRICS
-    from rl_plasticity.tables import ACTIVATIONS
 
     h = torch.tensor([[0.0, 1.0, 2.0], [0.0, 3.0, 1.0], [0.0, 2.0, 5.0], [0.0, 1.0, 1.0]])
     weight = torch.ones(3, 2)

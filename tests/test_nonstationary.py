@@ -14,14 +14,13 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.nonstationary import (
-    PARAMETERS,
+from rl_plasticity.nonstationary.config import NonstationaryConfig, describe
+from rl_plasticity.nonstationary.physics import PARAMETERS
+from rl_plasticity.nonstationary.schedules import (
     Linear,
-    NonstationaryConfig,
     Piecewise,
     Sinusoid,
     change_count,
-    describe,
     schedule_from_dict,
 )
 

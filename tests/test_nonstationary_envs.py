@@ -12,7 +12,8 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.nonstationary import NonstationaryWrapper, Piecewise
+from rl_plasticity.nonstationary.schedules import Piecewise
+from rl_plasticity.nonstationary.wrapper import NonstationaryWrapper
 
 if sys.version_info >= (3, 11):
     import tomllib

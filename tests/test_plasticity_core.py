@@ -11,9 +11,9 @@ from torch import nn
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.cbp import CBP
 from rl_plasticity.plasticity.init import lecun_uniform_
-from rl_plasticity.plasticity.l2init import L2InitPenalty
+from rl_plasticity.plasticity.l2init import L2Init
 from rl_plasticity.plasticity.optimizers import L2InitAdam, ShrinkPerturbAdam
-from rl_plasticity.plasticity.redo import DormantReset
+from rl_plasticity.plasticity.redo import ReDo
 from rl_plasticity.plasticity.reset import reinit_network_
 from rl_plasticity.plasticity.snp import ShrinkPerturb, repeated_event
 
@@ -37,7 +37,7 @@ def adam_with_state(net: nn.Module) -> torch.optim.Adam:
 def test_cbp_replaces_the_eligible_unit_of_least_bias_corrected_utility():
     net = tiny_net()
     opt = adam_with_state(net)
-    cbp = CBP(net, opt, replacement_rate=0.5, maturity_threshold=10, decay_rate=0.9, seed=0)
+    cbp = CBP(replacement_rate=0.5, maturity_threshold=10, decay_rate=0.9).attach(net, opt, seed=0)
     with torch.no_grad():
         net[2].weight.fill_(1.0)  # sum_k |W_out[k, i]| = 2 for every unit
     state = cbp.units[0]
@@ -82,7 +82,7 @@ def test_cbp_updates_only_layers_with_features_each_with_its_own_batch_size():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1))
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
-    cbp = CBP(net, opt, replacement_rate=0.0, decay_rate=0.5, seed=0)
+    cbp = CBP(replacement_rate=0.0, decay_rate=0.5).attach(net, opt, seed=0)
     with torch.no_grad():
         net[2].weight.fill_(1.0)  # layer 0's units: sum_k |W_out[k, i]| = 4
         net[4].weight.fill_(-2.0)  # layer 1's units: 2
@@ -101,7 +101,7 @@ def test_cbp_count_is_rho_times_eligible_accumulated_without_bursts():
     net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
     # rho * 8 eligible = 1/8 unit per step, exact in binary: one unit every 8th step
-    cbp = CBP(net, opt, replacement_rate=1 / 64, maturity_threshold=0, seed=0)
+    cbp = CBP(replacement_rate=1 / 64, maturity_threshold=0).attach(net, opt, seed=0)
     counts = [len(cbp.step([torch.rand(5, 8)])[0]) for _ in range(1000)]
     assert sum(counts) == 125
     assert [t for t, n in enumerate(counts) if n] == list(range(7, 1000, 8))
@@ -111,7 +111,9 @@ def test_cbp_count_is_rho_times_eligible_accumulated_without_bursts():
 def test_cbp_mean_correction_keeps_the_output_on_constant_input():
     net = tiny_net()
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
-    cbp = CBP(net, opt, replacement_rate=0.2, maturity_threshold=5, mean_correction=True, seed=1)
+    cbp = CBP(replacement_rate=0.2, maturity_threshold=5, mean_correction=True).attach(
+        net, opt, seed=1
+    )
     x = torch.randn(1, 3).repeat(6, 1)
     before = net(x).detach()
     total = 0
@@ -128,7 +130,7 @@ def test_plain_pytorch_two_lines():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 1))
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    cbp = CBP(net, optimizer, replacement_rate=1e-2, maturity_threshold=100)
+    cbp = CBP(replacement_rate=1e-2, maturity_threshold=100).attach(net, optimizer)
     for _ in range(300):
         x = torch.randn(32, 4)
         with torch.no_grad():  # an evaluation forward is not recorded
@@ -153,7 +155,7 @@ def test_cbp_state_dict_continues_identically():
         torch.manual_seed(3)
         net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
         opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-        cbp = CBP(net, opt, replacement_rate=0.05, maturity_threshold=3, seed=7)
+        cbp = CBP(replacement_rate=0.05, maturity_threshold=3).attach(net, opt, seed=7)
         data = torch.randn(60, 16, 2)
         for t in range(60):
             if split and t == 30:
@@ -163,7 +165,7 @@ def test_cbp_state_dict_continues_identically():
                 net.load_state_dict(net_state)
                 opt = torch.optim.Adam(net.parameters(), lr=1e-2)
                 opt.load_state_dict(opt_state)
-                cbp = CBP(net, opt, replacement_rate=0.05, maturity_threshold=3, seed=999)
+                cbp = CBP(replacement_rate=0.05, maturity_threshold=3).attach(net, opt, seed=999)
                 cbp.load_state_dict(state)
             loss = net(data[t]).pow(2).mean()
             opt.zero_grad()
@@ -181,17 +183,17 @@ def test_config_errors_name_the_key():
     net = tiny_net()
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     with pytest.raises(ConfigError, match="replacement_rate"):
-        CBP(net, opt, replacement_rate=-1)
+        CBP(replacement_rate=-1).attach(net, opt)
     with pytest.raises(ConfigError, match="maturity_threshold"):
-        CBP(net, opt, maturity_threshold=1.5)
+        CBP(maturity_threshold=1.5).attach(net, opt)
     with pytest.raises(ConfigError, match="decay_rate"):
-        CBP(net, opt, decay_rate=1.0)
+        CBP(decay_rate=1.0).attach(net, opt)
     with pytest.raises(ConfigError, match="init"):
-        CBP(net, opt, init="xavier")
+        CBP(init="xavier").attach(net, opt)
     with pytest.raises(ConfigError, match="tau"):
-        DormantReset(net, opt, tau=-0.1)
+        ReDo(tau=-0.1).attach(net, opt)
     with pytest.raises(ConfigError, match="target"):
-        ShrinkPerturb(net, target="ones")
+        ShrinkPerturb(target="ones").attach(net)
 
 
 def test_redo_resets_a_dead_unit_every_f_steps():
@@ -200,7 +202,7 @@ def test_redo_resets_a_dead_unit_every_f_steps():
         net[0].weight[1] = 0.0
         net[0].bias[1] = -1.0  # unit 1 is never active: tau-dormant
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
-    redo = DormantReset(net, opt, tau=0.025, every=3, seed=0)
+    redo = ReDo(tau=0.025, every_updates=3).attach(net, opt, seed=0)
     for step in range(1, 7):
         net(torch.randn(16, 3)).sum().backward()
         opt.step()
@@ -213,10 +215,10 @@ def test_redo_resets_a_dead_unit_every_f_steps():
 def test_shrink_perturb_toward_zero_and_toward_fresh_init():
     net = tiny_net()
     before = [p.detach().clone() for p in net.parameters()]
-    ShrinkPerturb(net, shrink=0.5, target="zero", seed=0).apply()
+    ShrinkPerturb(shrink=0.5, target="zero").attach(net, seed=0).apply()
     for p, b in zip(net.parameters(), before, strict=True):
         assert torch.allclose(p, 0.5 * b)
-    ShrinkPerturb(net, shrink=0.0, target="fresh_init", seed=0).apply()  # all fresh
+    ShrinkPerturb(shrink=0.0, target="fresh_init").attach(net, seed=0).apply()  # all fresh
     assert net[0].weight.abs().max() <= math.sqrt(3 / 3) and torch.all(net[0].bias == 0)
     assert net[2].weight.abs().max() <= math.sqrt(3 / 4)
 
@@ -224,7 +226,7 @@ def test_shrink_perturb_toward_zero_and_toward_fresh_init():
 def test_shrink_perturb_every_step_with_noise():
     net = tiny_net()
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
-    snp = ShrinkPerturb(net, opt, shrink=1.0, noise_std=1e-2, target="zero", seed=0)
+    snp = ShrinkPerturb(shrink=1.0, noise_std=1e-2, target="zero").attach(net, opt, seed=0)
     before = net[0].weight.detach().clone()
     for _ in range(4):
         net(torch.randn(2, 3)).sum().backward()
@@ -239,7 +241,7 @@ def test_l2_init_pulls_toward_the_initial_parameters():
     opt = torch.optim.SGD(net.parameters(), lr=1.0)
     with torch.no_grad():
         net[0].weight.add_(1.0)
-    L2InitPenalty(opt, coeff=0.25).initial[0].copy_(start)  # theta_0 = start
+    L2Init(coeff=0.25).attach(net, opt).initial[0].copy_(start)  # theta_0 = start
     net[0].weight.grad = torch.zeros_like(start)
     opt.step()  # theta - 1.0 * 0.25 * (theta - theta_0)
     assert torch.allclose(net[0].weight, start + 0.75)
@@ -289,7 +291,7 @@ def test_shrink_perturb_every_k_steps_matches_k_events_in_mean_and_variance():
     assert repeated_event(1.0, 4) == pytest.approx((1.0, 2.0))
     net = tiny_net()
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
-    snp = ShrinkPerturb(net, opt, shrink=0.5, target="zero", every=4, seed=0)
+    snp = ShrinkPerturb(shrink=0.5, target="zero", every_updates=4).attach(net, opt, seed=0)
     before = net[0].weight.detach().clone()
     for _ in range(8):
         net(torch.randn(2, 3)).sum().backward()

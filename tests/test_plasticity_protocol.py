@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.experiment import build_model
+from rl_plasticity.experiment.build import build_model
 from rl_plasticity.plasticity.cbp import CBP
 from rl_plasticity.plasticity.protocol import make_method, method_settings, registered_methods
-from rl_plasticity.sb3.callbacks import (
-    CBPCallback,
-    ResetCallback,
-    callback_class,
-    method_callback,
-)
+from rl_plasticity.sb3.callbacks import MethodCallback
 from rl_plasticity.sb3.networks import network_groups
 from rl_plasticity.sb3.policies import method_policy
 from rl_plasticity.specs import load_agent_spec
@@ -27,7 +20,7 @@ from tests.test_plasticity_sb3 import ALGOS, TINY, build, count_steps, make_env
 from tests.toy_methods.clamp import Clamp  # noqa: F401 (registers the method)
 from tests.toy_methods.counting_optimizer import CountingSGD
 from tests.toy_methods.feature_penalty import FeaturePenalty  # noqa: F401
-from tests.toy_methods.layer_norm import LayerNormAll  # noqa: F401 (registers the method)
+from tests.toy_methods.layer_norm import LayerNormAll
 from tests.toy_methods.phase_log import PhaseLog  # noqa: F401
 
 torch.set_num_threads(1)
@@ -48,7 +41,7 @@ def build_with(algo: str, method: dict | None = None, period: int = 10**9):
 def test_step_hook_acts_after_every_optimizer_step(algo):
     model = build_with(algo)
     steps = count_steps(model)
-    clamp = method_callback("test_clamp", bound=0.05, seed=0)
+    clamp = MethodCallback("test_clamp", bound=0.05, seed=0)
     model.learn(STEPS[algo], callback=clamp)
     for group in network_groups(model):
         assert clamp.counters[f"{group.name}/clamps"] == steps[group.name][0] > 0
@@ -99,7 +92,7 @@ def test_loss_term_gradient_reaches_the_hidden_layers_only(algo):
                     before.__setitem__(k, p.grad.clone()) if p.grad is not None else None
                 )
             )
-    penalty = method_callback("test_feature_penalty", coeff=10.0)
+    penalty = MethodCallback("test_feature_penalty", coeff=10.0)
     spy = GradAfter(before)
     model.learn(STEPS[algo], callback=[penalty, spy])
     first = {"ppo": "policy/mlp_extractor.policy_net.0.weight", "sac": "actor/latent_pi.0.weight"}
@@ -123,7 +116,7 @@ def test_architecture_is_in_the_policy_trained_and_saved(algo, tmp_path):
         assert all(layer.layer_norm is not None for layer in group.layers)
     if algo == "sac":
         assert any(isinstance(m, nn.LayerNorm) for m in model.policy.critic_target.modules())
-    model.learn(STEPS[algo], callback=method_callback("test_layer_norm"))
+    model.learn(STEPS[algo], callback=MethodCallback("test_layer_norm"))
     for found in norms.values():
         assert any(not torch.equal(m.weight, torch.ones_like(m.weight)) for m in found)
     model.save(tmp_path / "model.zip")
@@ -135,7 +128,7 @@ def test_architecture_is_in_the_policy_trained_and_saved(algo, tmp_path):
 def test_architecture_method_on_a_plain_policy_is_refused():
     model = build_with("ppo")
     with pytest.raises(ValueError, match="method_policy"):
-        model.learn(64, callback=method_callback("test_layer_norm"))
+        model.learn(64, callback=MethodCallback("test_layer_norm"))
 
 
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
@@ -145,7 +138,7 @@ def test_optimizer_wrapper_trains_and_is_saved(algo, tmp_path):
     assert all(isinstance(o, CountingSGD) for o in optimizers)
     weight = network_groups(model)[0].layers[0].incoming.weight
     start = weight.detach().clone()
-    model.learn(STEPS[algo], callback=method_callback("test_counting_optimizer"))
+    model.learn(STEPS[algo], callback=MethodCallback("test_counting_optimizer"))
     assert all(o.count > 0 for o in optimizers)
     assert not torch.equal(weight, start)
     model.save(tmp_path / "model.zip")
@@ -156,7 +149,7 @@ def test_optimizer_wrapper_trains_and_is_saved(algo, tmp_path):
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
 def test_context_change_fires_at_each_phase(algo):
     model = build_with(algo, period=70)
-    log = method_callback("test_phase_log")
+    log = MethodCallback("test_phase_log")
     model.learn(STEPS[algo], callback=log)
     cores = log.state_dict()["cores"]
     assert set(cores) == {g.name for g in network_groups(model)}
@@ -172,80 +165,40 @@ def test_settings_come_from_the_signature_once():
         "init",
         "mean_correction",
         "optimizer_state",
-        "seed",
     ]
     assert {"cbp", "redo", "snp", "l2init", "reset"} <= set(registered_methods())
-    assert callback_class("cbp") is CBPCallback
     with pytest.raises(ConfigError, match="replacement_rat"):
         make_method("cbp", {"replacement_rat": 0.1})
     with pytest.raises(ConfigError, match=r"method\.name"):
-        method_callback("no_such_method")
+        MethodCallback("no_such_method")
     with pytest.raises(ConfigError, match="decay_rate"):
-        CBPCallback(decay_rate=1.0)
+        MethodCallback("cbp", decay_rate=1.0)
 
 
-def test_states_of_version_0_1_load():
+def test_the_state_of_another_method_is_refused():
     model = build("sac")
-    cbp = CBPCallback(replacement_rate=0.05, maturity_threshold=10, seed=0)
+    cbp = MethodCallback("cbp", replacement_rate=0.05, maturity_threshold=10, seed=0)
     model.learn(200, callback=cbp)
-    old = cbp.state_dict()
-    del old["method"]
-    for net in old["cores"].values():
-        del net["steps"]
-    again = CBPCallback(replacement_rate=0.05, maturity_threshold=10)
-    again.load_state_dict(old)
-    model.learn(100, callback=again, reset_num_timesteps=False)
-    assert again.replaced_total.keys() == cbp.replaced_total.keys()
-    reset = ResetCallback(init="lecun_uniform")
-    reset.load_state_dict(
-        {
-            "cores": {},
-            "seed": 3,
-            "max_phase": 2,
-            "logged": {},
-            "resets": 2,
-            "generator": torch.Generator().manual_seed(0).get_state(),
-        }
-    )
-    assert reset.resets == 2 and reset.max_phase == 2
     with pytest.raises(ValueError, match="'cbp'"):
-        ResetCallback().load_state_dict(cbp.state_dict())
+        MethodCallback("reset").load_state_dict(cbp.state_dict())
 
 
-def test_plain_pytorch_attach_later_equals_attach_at_once():
-    def run(attach_later: bool) -> torch.Tensor:
-        torch.manual_seed(0)
-        net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))
-        opt = torch.optim.SGD(net.parameters(), lr=0.1)
-        if attach_later:
-            CBP(replacement_rate=0.5, maturity_threshold=2, seed=1).attach(net, opt)
-        else:
-            CBP(net, opt, replacement_rate=0.5, maturity_threshold=2, seed=1)
-        for _ in range(6):
-            opt.zero_grad()
-            net(torch.randn(16, 3)).pow(2).mean().backward()
-            opt.step()
-        return net[0].weight.detach()
-
-    assert torch.equal(run(True), run(False))
-
-
-def test_readme_method_example_is_complete(tmp_path):
-    text = (Path(__file__).parent.parent / "README.md").read_text()
+def test_docs_method_example_is_complete():
+    text = (Path(__file__).parent.parent / "docs" / "methods.md").read_text()
     start = text.index("```python", text.index("in `rl_plasticity/plasticity/maxnorm.py`:"))
     code = text[start + len("```python") : text.index("```", start + 10)]
     namespace: dict = {}
-    exec(compile(code, "README maxnorm", "exec"), namespace)
+    exec(compile(code, "docs/methods.md maxnorm", "exec"), namespace)
     net = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 1))
     opt = torch.optim.SGD(net.parameters(), lr=10.0)
-    namespace["MaxNorm"](net, opt, c=0.5)
+    namespace["MaxNorm"](c=0.5).attach(net, opt)
     for _ in range(3):
         opt.zero_grad()
         net(torch.randn(8, 4)).pow(2).mean().backward()
         opt.step()
     assert net[0].weight.norm(dim=1).max() <= 0.5 + 1e-6
     model = build_with("ppo")
-    model.learn(64, callback=method_callback("maxnorm", c=0.5))
+    model.learn(64, callback=MethodCallback("maxnorm", c=0.5))
     assert model.policy.mlp_extractor.policy_net[0].weight.norm(dim=1).max() <= 0.5 + 1e-6
 
 
@@ -257,11 +210,12 @@ def test_agent_spec_builds_the_method_into_the_policy(tmp_path):
     agent = load_agent_spec(spec)
     model = build_model(agent, make_env("CartPole-v1"), seed=0, device="cpu")
     assert any(isinstance(m, nn.LayerNorm) for m in model.policy.mlp_extractor.modules())
-    assert isinstance(agent.make_method(), callback_class("test_layer_norm"))
+    callback = agent.make_method_callback()
+    assert isinstance(callback, MethodCallback) and callback.method_class is LayerNormAll
 
 
 def test_hooks_act_on_fast_ppo_training_forwards():
-    from rl_plasticity.sb3 import FastPPO
+    from rl_plasticity.sb3.fast_ppo import FastPPO
 
     model = FastPPO(
         "MlpPolicy",
@@ -273,8 +227,8 @@ def test_hooks_act_on_fast_ppo_training_forwards():
         seed=0,
     )
     steps = count_steps(model)
-    penalty = method_callback("test_feature_penalty", coeff=1.0)
-    cbp = method_callback("cbp", replacement_rate=0.1, maturity_threshold=2, seed=0)
+    penalty = MethodCallback("test_feature_penalty", coeff=1.0)
+    cbp = MethodCallback("cbp", replacement_rate=0.1, maturity_threshold=2, seed=0)
     model.learn(256, callback=[penalty, cbp])
     assert penalty.counters["policy/with_features"] == steps["policy"][0] > 0
     assert all(n > 0 for n in cbp.replaced_total.values())

@@ -10,16 +10,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.networks import network_groups
-from rl_plasticity.plasticity import METHODS, OPTIMIZERS
-from rl_plasticity.plasticity.callbacks import (
-    ContinualBackprop,
-    L2Init,
-    ReDo,
-    Reset,
-    ShrinkAndPerturb,
-)
-from rl_plasticity.plasticity.optimizers import ShrinkPerturbAdam
+from rl_plasticity.metrics.callback import PlasticityMetrics
+from rl_plasticity.plasticity.optimizers import OPTIMIZERS, ShrinkPerturbAdam
+from rl_plasticity.plasticity.registry import registered_methods
+from rl_plasticity.sb3.callbacks import MethodCallback
+from rl_plasticity.sb3.networks import network_groups
 
 torch.set_num_threads(1)
 
@@ -94,7 +89,7 @@ def no_hooks_left(model, counters: int = 0) -> bool:
 @pytest.mark.parametrize("algo", list(ALGOS))
 def test_cbp_replaces_units_in_every_network(algo):
     model = build(algo)
-    cbp = ContinualBackprop(replacement_rate=0.05, maturity_threshold=10, seed=0)
+    cbp = MethodCallback("cbp", replacement_rate=0.05, maturity_threshold=10, seed=0)
     model.learn(STEPS[algo], callback=cbp)
     replaced = cbp.state_dict()["cores"]
     nets = {g.name for g in network_groups(model)}
@@ -121,7 +116,7 @@ class HookSpy(BaseCallback):
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
 def test_activation_hooks_are_off_while_collecting_rollouts(algo):
     model = build(algo)
-    cbp = ContinualBackprop(replacement_rate=0.05, maturity_threshold=10, seed=0)
+    cbp = MethodCallback("cbp", replacement_rate=0.05, maturity_threshold=10, seed=0)
     spy = HookSpy()
     model.learn(STEPS[algo], callback=[cbp, spy])
     assert spy.hooked_steps == 0  # rollouts run without the hooks (a slower call path)
@@ -133,9 +128,11 @@ def test_activation_hooks_are_off_while_collecting_rollouts(algo):
 def test_redo_snp_l2init_train_on_every_algorithm(algo):
     model = build(algo)
     steps = count_steps(model)
-    redo = ReDo(tau=1.0, every=5, seed=0)  # tau = 1: at least one unit per layer is <= the mean
-    snp = ShrinkAndPerturb(noise_std=1e-4, seed=0)
-    l2init = L2Init(coeff=0.01)
+    redo = MethodCallback(
+        "redo", tau=1.0, every_updates=5, seed=0
+    )  # tau = 1: at least one unit per layer is <= the mean
+    snp = MethodCallback("snp", noise_std=1e-4, seed=0)
+    l2init = MethodCallback("l2init", coeff=0.01)
     model.learn(STEPS[algo], callback=[redo, snp, l2init])
     redo_state, snp_state = redo.state_dict()["cores"], snp.state_dict()["cores"]
     for net, counted in steps.items():
@@ -149,7 +146,7 @@ def test_redo_snp_l2init_train_on_every_algorithm(algo):
 @pytest.mark.parametrize("algo", ["ppo", "sac", "td3", "dqn"])
 def test_reset_when_the_phase_goes_up(algo):
     model = build(algo, period=150)
-    reset = Reset(init="lecun_uniform", seed=0)
+    reset = MethodCallback("reset", init="lecun_uniform", seed=0)
     model.learn(STEPS[algo] // 2 + 100, callback=reset)
     assert reset.resets == (STEPS[algo] // 2 + 100) // 150
 
@@ -157,7 +154,7 @@ def test_reset_when_the_phase_goes_up(algo):
 def test_reset_redraws_networks_targets_and_optimizer_state():
     model = build("sac")
     model.learn(200)
-    reset = Reset(init="lecun_uniform", seed=0)
+    reset = MethodCallback("reset", init="lecun_uniform", seed=0)
     reset.init_callback(model)
     reset.on_training_start({}, {})
     before = model.policy.critic.qf0[0].weight.detach().clone()
@@ -175,7 +172,7 @@ def test_reset_redraws_networks_targets_and_optimizer_state():
 
 def test_shrink_perturb_at_change_acts_once_per_change():
     model = build("ppo", period=300)
-    snp = ShrinkAndPerturb(when="change", seed=0)
+    snp = MethodCallback("snp", when="change", seed=0)
     model.learn(1024, callback=snp)
     assert snp.state_dict()["cores"]["policy"]["events"] == 3
     assert snp.max_phase == 3
@@ -183,7 +180,7 @@ def test_shrink_perturb_at_change_acts_once_per_change():
 
 def test_reset_sb3_init_matches_ppo_orthogonal_gains():
     model = build("ppo")
-    reset = Reset(seed=0)
+    reset = MethodCallback("reset", seed=0)
     reset.init_callback(model)
     reset.on_training_start({}, {})
     reset.update_locals({"infos": [{"context": {"phase": 0}}]})
@@ -197,7 +194,7 @@ def test_reset_sb3_init_matches_ppo_orthogonal_gains():
 def test_save_load_continue_equals_uninterrupted(tmp_path):
     def first_half():
         model = build("ppo")
-        cbp = ContinualBackprop(replacement_rate=0.05, maturity_threshold=10)
+        cbp = MethodCallback("cbp", replacement_rate=0.05, maturity_threshold=10)
         model.learn(512, callback=cbp)
         return model, cbp
 
@@ -213,7 +210,7 @@ def test_save_load_continue_equals_uninterrupted(tmp_path):
     uninterrupted, replaced = second_half(model, cbp)
 
     loaded = PPO.load(tmp_path / "model.zip", env=make_env("CartPole-v1"))
-    resumed_cbp = ContinualBackprop(replacement_rate=0.05, maturity_threshold=10)
+    resumed_cbp = MethodCallback("cbp", replacement_rate=0.05, maturity_threshold=10)
     resumed_cbp.load_state_dict(torch.load(tmp_path / "method.pt"))
     resumed, resumed_replaced = second_half(loaded, resumed_cbp)
 
@@ -222,16 +219,85 @@ def test_save_load_continue_equals_uninterrupted(tmp_path):
         assert torch.equal(value, resumed[key]), key
 
 
+def _assert_same(saved, loaded, where="state"):
+    """Equal to the bit, through nested dicts, lists and tensors."""
+    if isinstance(saved, torch.Tensor):
+        assert torch.equal(saved, loaded), where
+    elif isinstance(saved, dict):
+        assert saved.keys() == loaded.keys(), where
+        for key in saved:
+            _assert_same(saved[key], loaded[key], f"{where}[{key!r}]")
+    elif isinstance(saved, (list, tuple)):
+        assert len(saved) == len(loaded), where
+        for i, (a, b) in enumerate(zip(saved, loaded, strict=True)):
+            _assert_same(a, b, f"{where}[{i}]")
+    else:
+        assert saved == loaded, where
+
+
+class StatesAtStart(BaseCallback):
+    """Records the other callbacks' states once they have attached (after them in the list)."""
+
+    def __init__(self, *callbacks) -> None:
+        super().__init__()
+        self.callbacks, self.states = callbacks, []
+
+    def _on_training_start(self) -> None:
+        self.states = [c.state_dict() for c in self.callbacks]
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_sb3_save_and_load_carry_the_method_and_metrics_state(tmp_path):
+    """SB3's own save and load (what CheckpointCallback uses), no state saved by hand: CBP's and
+    PlasticityMetrics' state after the load equal what was saved, and training continues from it
+    (CBP replaces the units it replaces without the reload)."""
+
+    def callbacks():
+        return (
+            MethodCallback("cbp", replacement_rate=0.05, maturity_threshold=10),
+            PlasticityMetrics(every=128, batch_size=32),
+        )
+
+    def second_half(model, cbp, metrics, *more):
+        model.set_random_seed(1)
+        model._last_obs = None  # both start the second half with a fresh env reset
+        model.learn(512, callback=[cbp, metrics, *more], reset_num_timesteps=False)
+        params = {k: v.clone() for k, v in model.policy.state_dict().items()}
+        return params, cbp.replaced_total, metrics.n_measurements
+
+    model = build("ppo")
+    cbp, metrics = callbacks()
+    model.learn(512, callback=[cbp, metrics])
+    model.save(tmp_path / "model.zip")
+    saved = [cbp.state_dict(), metrics.state_dict()]
+    first_half = sum(cbp.replaced_total.values())
+    assert first_half > 0 and metrics.n_measurements > 0
+    uninterrupted = second_half(model, cbp, metrics)
+
+    loaded = PPO.load(tmp_path / "model.zip", env=make_env("CartPole-v1"))
+    fresh_cbp, fresh_metrics = callbacks()
+    probe = StatesAtStart(fresh_cbp, fresh_metrics)
+    resumed = second_half(loaded, fresh_cbp, fresh_metrics, probe)
+
+    _assert_same(saved, probe.states)
+    assert resumed[1] == uninterrupted[1] and resumed[2] == uninterrupted[2]
+    assert sum(resumed[1].values()) > first_half  # it went on replacing units
+    for key, value in uninterrupted[0].items():
+        assert torch.equal(value, resumed[0][key]), key
+
+
 def test_registry_and_config_errors():
-    assert set(METHODS) >= {"cbp", "snp", "reset", "l2init", "redo"}
+    assert set(registered_methods()) >= {"cbp", "snp", "reset", "l2init", "redo"}
     assert OPTIMIZERS["adam"] is torch.optim.Adam
     assert OPTIMIZERS["snp_adam"] is ShrinkPerturbAdam
     with pytest.raises(ConfigError, match="replacement_rate"):
-        ContinualBackprop(replacement_rate=2.0)
+        MethodCallback("cbp", replacement_rate=2.0)
     with pytest.raises(ConfigError, match="when"):
-        ShrinkAndPerturb(when="sometimes")
+        MethodCallback("snp", when="sometimes")
     with pytest.raises(ConfigError, match="init"):
-        Reset(init="zeros")
+        MethodCallback("reset", init="zeros")
 
 
 def test_snp_optimizer_class_through_policy_kwargs():

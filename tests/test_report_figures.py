@@ -13,11 +13,11 @@ import torch
 from stable_baselines3 import PPO, SAC
 
 from rl_plasticity import report
-from rl_plasticity.metrics import PlasticityMetrics
+from rl_plasticity.metrics.callback import PlasticityMetrics
 from rl_plasticity.metrics.registry import column, metric_info, split_column
 from rl_plasticity.report.figures import colors_for
 from rl_plasticity.report.metric_figures import family_plan, method_counters
-from rl_plasticity.report.names import layer_names
+from rl_plasticity.sb3.layer_names import layer_names
 from tests.test_report import ENV, make_run
 
 

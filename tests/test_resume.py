@@ -15,7 +15,8 @@ import pytest
 
 from rl_plasticity.cli import main
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.experiment import checkpoints, train
+from rl_plasticity.experiment.run import train
+from rl_plasticity.experiment.rundir import checkpoints
 from rl_plasticity.sweep import plan
 from tests.conftest import TINY_PPO, write_spec
 

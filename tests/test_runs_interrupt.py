@@ -19,7 +19,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from rl_plasticity.cli import main
 from rl_plasticity.evaluation import EvalSettings
-from rl_plasticity.experiment import checkpoints, read_status, train
+from rl_plasticity.experiment.run import train
+from rl_plasticity.experiment.rundir import checkpoints, read_status
 from tests.conftest import TINY_ENV, TINY_PPO, write_spec
 
 # Checkpoints every rollout (512 steps); HalfCheetah's episodes are 1000 steps, so the checkpoints

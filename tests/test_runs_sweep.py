@@ -12,7 +12,7 @@ import pytest
 
 from rl_plasticity import sweep as sw
 from rl_plasticity.cli import main
-from rl_plasticity.experiment import RunResult, checkpoints, read_status, write_status
+from rl_plasticity.experiment.rundir import RunResult, checkpoints, read_status, write_status
 
 
 def test_progress_totals_count_runs_and_steps(tmp_path):
@@ -71,7 +71,7 @@ def test_plan_restarts_a_run_without_checkpoint_and_passes_run_options(
     tmp_path, tiny_env, tiny_agent
 ):
     from rl_plasticity.evaluation import EvalSettings
-    from rl_plasticity.experiment import train
+    from rl_plasticity.experiment.run import train
 
     root = tmp_path / "runs"
     train(tiny_env, tiny_agent, 0, 512, root=root, group="g")

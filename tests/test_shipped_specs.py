@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rl_plasticity.experiment import train
+from rl_plasticity.experiment.run import train
 from rl_plasticity.specs import available_specs, load_env_spec
 
 

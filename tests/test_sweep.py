@@ -11,7 +11,7 @@ import pytest
 
 from rl_plasticity import sweep as sw
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.experiment import RunResult, read_status, write_status
+from rl_plasticity.experiment.rundir import RunResult, read_status, write_status
 from rl_plasticity.report import write_report
 from tests.conftest import TINY_PPO, write_spec
 

@@ -10,7 +10,7 @@ import torch
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rl_plasticity import PlasticityMetrics
+from rl_plasticity.metrics.callback import PlasticityMetrics
 
 torch.set_num_threads(1)
 

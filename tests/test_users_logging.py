@@ -11,15 +11,9 @@ from stable_baselines3 import DQN, PPO, SAC
 from stable_baselines3.common.logger import KVWriter, configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rl_plasticity import (
-    ContinualBackprop,
-    L2Init,
-    PlasticityMetrics,
-    ReDo,
-    Reset,
-    ShrinkAndPerturb,
-)
-from rl_plasticity.metrics.keys import check_logger_keys, layer_labels, stdout_key
+from rl_plasticity.metrics.callback import PlasticityMetrics
+from rl_plasticity.sb3.callbacks import MethodCallback
+from rl_plasticity.sb3.layer_names import check_logger_keys, layer_labels, stdout_key
 
 torch.set_num_threads(1)
 
@@ -54,11 +48,11 @@ class KeyCollector(KVWriter):
 def _callbacks(csv_path):
     return [
         PlasticityMetrics(every=256, csv_path=csv_path, batch_size=64),
-        ContinualBackprop(replacement_rate=0.05, maturity_threshold=10, seed=0),
-        ReDo(tau=1.0, every=5, seed=0),
-        ShrinkAndPerturb(noise_std=1e-4, seed=0),
-        L2Init(coeff=0.01),
-        Reset(init="lecun_uniform", seed=0),
+        MethodCallback("cbp", replacement_rate=0.05, maturity_threshold=10, seed=0),
+        MethodCallback("redo", tau=1.0, every_updates=5, seed=0),
+        MethodCallback("snp", noise_std=1e-4, seed=0),
+        MethodCallback("l2init", coeff=0.01),
+        MethodCallback("reset", init="lecun_uniform", seed=0),
     ]
 
 

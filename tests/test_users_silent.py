@@ -12,9 +12,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
-from rl_plasticity import CBP, ContinualBackprop, DormantReset, ReDo, Reset, ShrinkAndPerturb
-from rl_plasticity.networks import network_groups
-from rl_plasticity.plasticity.callbacks import updates_in_run
+from rl_plasticity.plasticity.cbp import CBP
+from rl_plasticity.plasticity.redo import ReDo
+from rl_plasticity.sb3.callbacks import MethodCallback, updates_in_run
+from rl_plasticity.sb3.networks import network_groups
 
 torch.set_num_threads(1)
 
@@ -31,11 +32,11 @@ class AttributeMLP(nn.Module):
         return self.fc2(torch.relu(self.fc1(x)))
 
 
-@pytest.mark.parametrize("core", [CBP, DormantReset])
+@pytest.mark.parametrize("core", [CBP, ReDo])
 def test_core_on_a_network_without_sequential_layers_raises(core):
     net = AttributeMLP()
     with pytest.raises(ValueError, match=r"no hidden layer in AttributeMLP \(Linears: fc1, fc2\)"):
-        core(net, torch.optim.SGD(net.parameters(), lr=0.1))
+        core().attach(net, torch.optim.SGD(net.parameters(), lr=0.1))
 
 
 @pytest.mark.parametrize("architecture", ["crelu", "fourier"])
@@ -54,7 +55,7 @@ def test_callback_on_a_policy_without_hidden_layers_raises():
         "MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, policy_kwargs={"net_arch": []}
     )
     with pytest.raises(ValueError, match="CBP found no hidden layer in ActorCriticPolicy"):
-        model.learn(64, callback=ContinualBackprop())
+        model.learn(64, callback=MethodCallback("cbp"))
 
 
 def _ppo(env="CartPole-v1"):
@@ -70,7 +71,8 @@ def _ppo(env="CartPole-v1"):
 
 
 @pytest.mark.parametrize(
-    "callback", [lambda: Reset(seed=0), lambda: ShrinkAndPerturb(when="change", seed=0)]
+    "callback",
+    [lambda: MethodCallback("reset", seed=0), lambda: MethodCallback("snp", when="change", seed=0)],
 )
 def test_at_change_methods_warn_when_the_env_has_no_context(callback):
     callback = callback()
@@ -95,25 +97,26 @@ def _caught(callback, env="CartPole-v1", steps=256):
 
 def test_no_warning_when_the_env_reports_a_phase_or_the_method_acts_every_step():
     env = DummyVecEnv([lambda: Phase(gym.make("CartPole-v1"))])
-    assert not [m for m in _caught(Reset(seed=0), env) if "never act" in m]
-    assert not [m for m in _caught(ShrinkAndPerturb(seed=0)) if "never act" in m]
+    assert not [m for m in _caught(MethodCallback("reset", seed=0), env) if "never act" in m]
+    assert not [m for m in _caught(MethodCallback("snp", seed=0)) if "never act" in m]
 
 
 def test_cbp_maturity_beyond_the_run_warns_at_training_start():
     # 256 steps of 128-step rollouts, 4 minibatches each, 1 epoch: 8 optimizer steps.
-    messages = _caught(ContinualBackprop(maturity_threshold=8))
+    messages = _caught(MethodCallback("cbp", maturity_threshold=8))
     assert any(
         "maturity_threshold=8 optimizer steps is beyond this run's at most 8" in m for m in messages
     )
-    assert not [m for m in _caught(ContinualBackprop(maturity_threshold=7)) if "maturity" in m]
+    assert not [m for m in _caught(MethodCallback("cbp", maturity_threshold=7)) if "maturity" in m]
 
 
 def test_redo_every_beyond_the_run_warns():
-    messages = _caught(ReDo(every=9))
+    messages = _caught(MethodCallback("redo", every_updates=9))
     assert any(
-        "ReDo: every=9 optimizer steps is beyond this run's at most 8" in m for m in messages
+        "ReDo: every_updates=9 optimizer steps is beyond this run's at most 8" in m
+        for m in messages
     )
-    assert not [m for m in _caught(ReDo(every=8)) if "ReDo" in m]
+    assert not [m for m in _caught(MethodCallback("redo", every_updates=8)) if "ReDo" in m]
 
 
 class CountUpdates(BaseCallback):

@@ -21,69 +21,9 @@ writes status ``interrupted`` and returns; a second signal stops at once (the la
 stays).
 
 Modules: ``rundir`` (the run directory's layout, read and written; needs neither torch nor SB3),
-``resolve`` (arguments and specs -> a :class:`ResolvedRun`), ``build`` (the env and the model),
-``checkpoint`` (what a resume needs: save and restore), ``callbacks`` (what a run records),
-``signals``, ``progress`` (the run's display) and ``run`` (:func:`train`). Every name below is
-importable from here; each is imported when first used (PEP 562), so reading run directories
-(``rl_plasticity.experiment.rundir``) loads neither torch nor SB3.
+``resolve`` (arguments and specs -> a ``ResolvedRun``), ``build`` (the env and the model),
+``checkpoint`` (what a resume needs: save and restore), ``recording`` (what a run records),
+``signals``, ``progress`` (the run's display) and ``run`` (``train``). Import each name from its
+module (``from rl_plasticity.experiment.run import train``): this file imports nothing, so reading
+run directories loads neither torch nor SB3.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-#: Public name -> the module of this package that defines it.
-_EXPORTS = {
-    "CHECKPOINTS": "rundir",
-    "CONFIG_FILE": "rundir",
-    "STATUS_FILE": "rundir",
-    "RunResult": "rundir",
-    "check_same_specs": "rundir",
-    "checkpoint_step": "rundir",
-    "checkpoints": "rundir",
-    "is_finished": "rundir",
-    "last_checkpoint": "rundir",
-    "read_config": "rundir",
-    "read_csv_upto": "rundir",
-    "read_status": "rundir",
-    "run_dir": "rundir",
-    "run_dirs": "rundir",
-    "truncate_csv": "rundir",
-    "write_status": "rundir",
-    "NoCheckpointError": "resolve",
-    "ResolvedRun": "resolve",
-    "RunExistsError": "resolve",
-    "RunSetupError": "build",
-    "build_model": "build",
-    "make_env_fn": "build",
-    "make_vec_env": "build",
-    "rollout_steps": "build",
-    "round_up": "build",
-    "Checkpointer": "checkpoint",
-    "ResumableEnv": "checkpoint",
-    "Restorer": "checkpoint",
-    "EpisodeRecorder": "callbacks",
-    "NonFiniteGuard": "callbacks",
-    "ResumedCSVOutputFormat": "callbacks",
-    "StatusHeartbeat": "callbacks",
-    "make_logger": "callbacks",
-    "stop_on_signals": "signals",
-    "RunProgress": "progress",
-    "format_duration": "progress",
-    "train": "run",
-}
-
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})

@@ -15,12 +15,12 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from rl_plasticity.catalog import activation_class
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.experiment.checkpoint import ResumableEnv
 from rl_plasticity.sb3.networks import sync_targets
 from rl_plasticity.sb3.policies import method_policy
 from rl_plasticity.specs import AgentSpec, EnvSpec, algorithm_class
-from rl_plasticity.tables import activation_class
 
 
 class RunSetupError(RuntimeError):
@@ -77,7 +77,7 @@ def round_up(steps: int, unit: int) -> int:
 
 
 def _policy_kwargs(agent: AgentSpec) -> dict[str, Any]:
-    from rl_plasticity.plasticity import OPTIMIZERS
+    from rl_plasticity.plasticity.optimizers import OPTIMIZERS
 
     kwargs = {k: v for k, v in agent.policy_kwargs.items() if k != "activation"}
     kwargs["activation_fn"] = activation_class(agent.policy_kwargs.get("activation", "relu"))

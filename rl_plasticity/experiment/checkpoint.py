@@ -30,9 +30,9 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from rl_plasticity.experiment.callbacks import NonFiniteGuard
+from rl_plasticity.experiment.recording import NonFiniteGuard
 from rl_plasticity.experiment.rundir import checkpoint_step, checkpoints, cut_csvs
-from rl_plasticity.nonstationary import NonstationaryWrapper
+from rl_plasticity.nonstationary.wrapper import NonstationaryWrapper
 
 #: Per wrapper class, the attributes that hold its part of an episode in progress.
 _WRAPPER_STATE: dict[type, tuple[str, ...]] = {

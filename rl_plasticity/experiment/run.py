@@ -23,14 +23,14 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from rl_plasticity.evaluation import EvalCallback, EvalSettings
 from rl_plasticity.experiment.build import build
-from rl_plasticity.experiment.callbacks import (
+from rl_plasticity.experiment.checkpoint import Checkpointer, Restorer, restore
+from rl_plasticity.experiment.progress import RunProgress
+from rl_plasticity.experiment.recording import (
     EpisodeRecorder,
     NonFiniteGuard,
     StatusHeartbeat,
     make_logger,
 )
-from rl_plasticity.experiment.checkpoint import Checkpointer, Restorer, restore
-from rl_plasticity.experiment.progress import RunProgress
 from rl_plasticity.experiment.resolve import ResolvedRun, resolve
 from rl_plasticity.experiment.rundir import (
     CHECKPOINTS,
@@ -196,7 +196,7 @@ def attach(
     :param extra: more callbacks, run after the run's own
     """
     path = run.path
-    method = run.agent.make_method()
+    method = run.agent.make_method_callback()
     metrics = run.agent.make_metrics(csv_path=path / METRICS_CSV)
     model.set_logger(make_logger(path, run.start_step if run.checkpoint is not None else None))
     guard = NonFiniteGuard()

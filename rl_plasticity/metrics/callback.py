@@ -6,7 +6,7 @@ the algorithm's ``VecNormalize`` if any), forwards it through each trained netwo
 hooks on the hidden layers' activation modules, and computes the metrics of
 :mod:`rl_plasticity.metrics.functional` per hidden layer. Values go to the SB3 logger under short
 keys that every SB3 output format takes whole (``plasticity/pi1/dead``: see
-:mod:`rl_plasticity.logger_keys`) and, with ``csv_path``, to one CSV row per measurement under
+:mod:`rl_plasticity.sb3.layer_names`) and, with ``csv_path``, to one CSV row per measurement under
 the full names ``plasticity/<net>/<layer>/<metric>``, with the timestep and the environment's
 context (``info["context"]``: phase, physics values).
 
@@ -29,15 +29,16 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from torch import nn
 
-from rl_plasticity.logger_keys import layer_labels
+from rl_plasticity.catalog import activation_of
 from rl_plasticity.metrics import functional as fm
 from rl_plasticity.metrics.hessian import hessian_spectrum
 from rl_plasticity.metrics.probe import probe_loss
 from rl_plasticity.metrics.registry import column
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.sb3 import algorithms
+from rl_plasticity.sb3.carried_state import carry_state
+from rl_plasticity.sb3.layer_names import layer_labels
 from rl_plasticity.sb3.networks import NetworkGroup, network_groups
-from rl_plasticity.tables import activation_of
 from rl_plasticity.validate import check_int, check_number, check_optional_int
 
 #: Largest batch, Lanczos and probe step count (a measurement holds the batch's activations).
@@ -51,7 +52,8 @@ class PlasticityMetrics(BaseCallback):
     (``policy``, ``actor``, ``critic``, ``q_net``) and hidden layer ``<layer>`` (its incoming
     Linear's name, e.g. ``mlp_extractor.policy_net.0``), are ``plasticity/<net>/<layer>/<metric>``;
     the logger (stdout, tensorboard, progress.csv) gets ``plasticity/<label>/<metric>`` with the
-    layer's short label (``pi1``, ``vf2``, ``qf0_1``, ``q1``; see :func:`keys.layer_labels`). Here
+    layer's short label (``pi1``, ``vf2``, ``qf0_1``, ``q1``; see
+    :func:`rl_plasticity.sb3.layer_names.layer_labels`). Here
     ``<metric>`` is one of ``dead``, ``rarely_active``, ``dormant_0.025``, ``dormant_0.1``,
     ``saturated`` (tanh/sigmoid layers only), ``effective_rank``, ``srank``, ``stable_rank``,
     ``feature_norm``, ``cloned``, ``weight_mean_abs``, ``weight_rms``, ``weight_change``,
@@ -153,6 +155,9 @@ class PlasticityMetrics(BaseCallback):
             self._grad_norms.setdefault(group.name, {})
             handle = group.optimizer.register_step_pre_hook(self._grad_hook(group.name))
             self._hook_handles.append(handle)
+        saved = carry_state(self.model, "metrics", self.state_dict)
+        if saved is not None and self.n_measurements == 0:
+            self.load_state_dict(saved)
         self._check_cadence()
 
     def _check_cadence(self) -> None:
@@ -183,6 +188,9 @@ class PlasticityMetrics(BaseCallback):
 
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to measure as the uninterrupted one would (while attached).
+        It also travels with the model through SB3's ``save`` / ``load``
+        (:mod:`rl_plasticity.sb3.carried_state`): a fresh callback on a loaded model continues
+        from it.
 
         Gradient norms are kept by position in each network's optimizer, as a resumed model has
         new parameter objects.

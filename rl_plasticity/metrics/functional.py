@@ -17,8 +17,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from rl_plasticity.catalog import Activation
 from rl_plasticity.metrics.registry import DORMANT_TAUS
-from rl_plasticity.tables import Activation
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -245,7 +245,7 @@ def layer_metrics(
     saturating activation (tanh, sigmoid); ``weight_change`` is NaN without a previous weight.
 
     :param activations: the layer's features (samples x units)
-    :param activation: the layer's activation (``rl_plasticity.tables.activation_of``), or None
+    :param activation: the layer's activation (``rl_plasticity.catalog.activation_of``), or None
     :param weight: the layer's incoming weight matrix
     :param previous_weight: the same matrix at the previous measurement, or None
     :param weight_grad_norm: the norm of its latest gradient, or None

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.nonstationary._tables import boolean, check_keys, choice, integer, names
 from rl_plasticity.nonstationary.physics import MODES, PARAMETERS
 from rl_plasticity.nonstationary.schedules import (
     Linear,
@@ -46,6 +45,7 @@ from rl_plasticity.nonstationary.schedules import (
     first_values,
     schedule_from_dict,
 )
+from rl_plasticity.nonstationary.toml_reads import boolean, check_keys, choice, integer, names
 
 APPLY_AT = ("episode_end", "immediate")
 TABLE_KEYS = ("apply_at", "schedule_seed", "context_in_obs", "update_every", "drift")

@@ -30,7 +30,7 @@ from typing import ClassVar
 import numpy as np
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.nonstationary._tables import check_keys, choice, integer, is_number, number
+from rl_plasticity.nonstationary.toml_reads import check_keys, choice, integer, is_number, number
 
 Value = float | tuple[float, ...]
 Seed = int | Sequence[int]

@@ -98,7 +98,9 @@ class NonstationaryWrapper(gym.Wrapper):
 
     # -- schedule state ---------------------------------------------------------------------
 
-    def _eval_step(self, schedule: Any, step: int) -> int:
+    def _schedule_step(self, schedule: Any, step: int) -> int:
+        """The step whose value of ``schedule`` is in effect at ``step``: a continuous schedule is
+        read every ``update_every`` steps, a piecewise one at every step."""
         if schedule.continuous:
             return step - step % self.config.update_every
         return step
@@ -106,7 +108,7 @@ class NonstationaryWrapper(gym.Wrapper):
     def _key(self, step: int) -> tuple:
         """What identifies the values due at ``step``: equal keys mean equal values."""
         return tuple(
-            s.segment(step) if isinstance(s, Piecewise) else self._eval_step(s, step)
+            s.segment(step) if isinstance(s, Piecewise) else self._schedule_step(s, step)
             for s in self._schedules
             if isinstance(s, Piecewise) or s.continuous
         )
@@ -117,7 +119,7 @@ class NonstationaryWrapper(gym.Wrapper):
         every = self.config.update_every
         for s in self._schedules:
             if s.continuous and not (isinstance(s, Linear) and step >= s.over):
-                candidates.append(self._eval_step(s, step) + every)
+                candidates.append(self._schedule_step(s, step) + every)
         return min(candidates, default=_NEVER)
 
     def _apply(self, step: int) -> None:
@@ -127,7 +129,7 @@ class NonstationaryWrapper(gym.Wrapper):
             "global_step": step,
         }
         for i, (schedule, setter) in enumerate(zip(self._schedules, self._setters, strict=True)):
-            value = schedule.at(self._seeds[i], self._eval_step(schedule, step))
+            value = schedule.at(self._seeds[i], self._schedule_step(schedule, step))
             if value != self._applied[i]:
                 setter.apply(value)
                 self._applied[i] = value

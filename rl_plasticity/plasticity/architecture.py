@@ -17,14 +17,12 @@ This module knows nothing of SB3.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import torch
 from torch import nn
 
-from rl_plasticity.plasticity.layers import ACTIVATIONS, HiddenLayer
+from rl_plasticity.plasticity.layers import ACTIVATIONS
 from rl_plasticity.plasticity.protocol import Method
 from rl_plasticity.validate import check_choice
 
@@ -56,7 +54,6 @@ def _sequentials(module: nn.Module) -> list[nn.Sequential]:
 def outside_linears(module: nn.Module) -> list[nn.Linear]:
     """The Linears of ``module`` that are not inside any ``nn.Sequential`` (the heads).
 
-    :param module: the network
     :return: those Linears, in registration order
     """
     inside = {id(m) for seq in _sequentials(module) for m in seq.modules()}
@@ -66,7 +63,6 @@ def outside_linears(module: nn.Module) -> list[nn.Linear]:
 def hidden_pairs(module: nn.Module) -> list[Pair]:
     """Every hidden layer of ``module`` as a :class:`Pair` (see the module docstring).
 
-    :param module: the network (any module; its Sequentials are searched)
     :return: the hidden layers, in registration order
     """
     heads = outside_linears(module)
@@ -89,7 +85,6 @@ def hidden_pairs(module: nn.Module) -> list[Pair]:
 def replace_module(module: nn.Module, old: nn.Module, new: nn.Module) -> None:
     """Put ``new`` where ``old`` is registered in ``module`` (every place it is).
 
-    :param module: the network
     :param old: a submodule of it
     :param new: its replacement
     :raises ValueError: if ``old`` is not a submodule of ``module``
@@ -135,7 +130,6 @@ def concat_activations(module: nn.Module, make: type[nn.Module], width: str) -> 
     Resized Linears are new modules drawn as ``nn.Linear`` draws; the network must be built
     again from these modules' parameters (SB3: the policy classes build the optimizer after).
 
-    :param module: the network, changed in place
     :param make: the activation's class (no arguments)
     :param width: one of :data:`WIDTHS`
     :return: the new activation modules
@@ -176,14 +170,9 @@ class ConcatActivationMethod(Method):
     """Base of the methods that put an activation of twice the features in place of every hidden
     activation (CReLU, deep Fourier features); a subclass sets :attr:`activation`.
 
-    :param module: the network; None: :meth:`attach` later (the architecture is changed by
         :meth:`build_network`)
-    :param optimizer: unused
     :param width: ``"double_fan_in"`` (keep the units, readers get twice the inputs) or
         ``"halve_units"`` (half the units, the same number of features)
-    :param seed: unused
-    :param layers: unused
-    :param heads: unused
     """
 
     #: the activation's class (no arguments), returning twice the features it gets
@@ -191,22 +180,16 @@ class ConcatActivationMethod(Method):
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         width: str = "double_fan_in",
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.width = check_choice("width", width, WIDTHS)
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def build_network(self, module: nn.Module) -> nn.Module:
         """Put :attr:`activation` in place of every hidden activation and resize the Linears
         around it (:func:`concat_activations`).
 
-        :param module: the network
         :return: ``module``, changed in place
         """
         concat_activations(module, self.activation, self.width)

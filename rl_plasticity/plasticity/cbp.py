@@ -58,11 +58,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from rl_plasticity.catalog import activation_of, init_names
 from rl_plasticity.plasticity.core import reinit_units_
 from rl_plasticity.plasticity.init import check_init, weight_bound
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
-from rl_plasticity.tables import activation_of, init_names
 from rl_plasticity.validate import check_bool, check_choice, check_int, check_number
 
 #: Initial distributions CBP can re-draw incoming weights from (see ``init.weight_bound``).
@@ -91,8 +91,12 @@ class UnitState:
     #: number of eligible units is known without a tensor reduction on every step
     young: list[list[int]] = field(default_factory=list)
 
-    def count_eligible(self, maturity_threshold: int) -> int:
-        """Units older than ``maturity_threshold``, after this step's aging."""
+    def age_and_count_eligible(self, maturity_threshold: int) -> int:
+        """Age the young units by this step; return the units older than ``maturity_threshold``.
+
+        :param maturity_threshold: m
+        :return: the number of eligible units
+        """
         for group in self.young:
             group[0] += 1
         while self.young and self.young[0][0] > maturity_threshold:
@@ -118,9 +122,6 @@ def _nonnegative(activation: nn.Module) -> bool:
 class CBP(Method):
     """Continual backprop on the hidden layers of a network, acting after each optimizer step.
 
-    :param module: the network (any ``nn.Module`` whose hidden layers are Linear -> activation ->
-        Linear chains inside ``nn.Sequential`` containers); None: :meth:`attach` later
-    :param optimizer: the optimizer training it; CBP runs after each of its steps
     :param replacement_rate: rho, fraction of eligible units replaced per step (paper, RL: 1e-4)
     :param maturity_threshold: m, optimizer steps a unit is protected after creation (paper, RL:
         10,000; supervised: 100)
@@ -133,10 +134,6 @@ class CBP(Method):
     :param optimizer_state: ``"zero"``: a replaced unit's optimizer state (Adam's moments of its
         rows and columns) is zeroed, as the paper's algorithm and the code's ``AdamGnT`` do;
         ``"keep"``: left as it is, as the code's RL PPO (torch's Adam) does
-    :param seed: seed of CBP's own generator for the re-draws; ``None`` draws one from torch's
-        global generator
-    :param layers: the hidden layers; ``None`` finds them with ``find_hidden_layers(module, heads)``
-    :param heads: for ``find_hidden_layers``: Linears outside a Sequential that read its last layer
     :raises ValueError: when ``module`` has no hidden layer (the method would never act)
     """
 
@@ -146,8 +143,6 @@ class CBP(Method):
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         replacement_rate: float = 1e-4,
         maturity_threshold: int = 10_000,
@@ -155,9 +150,6 @@ class CBP(Method):
         init: str = "lecun_uniform",
         mean_correction: bool = False,
         optimizer_state: str = "zero",
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.replacement_rate = check_number("replacement_rate", replacement_rate, 0.0, 1.0)
         self.maturity_threshold = check_int("maturity_threshold", maturity_threshold, 0)
@@ -166,7 +158,7 @@ class CBP(Method):
         self.mean_correction = check_bool("mean_correction", mean_correction)
         self.optimizer_state = check_choice("optimizer_state", optimizer_state, ("zero", "keep"))
         self.units: list[UnitState] = []
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def setup(self) -> None:
         self.units = [self._fresh_state(layer) for layer in self.layers]
@@ -228,7 +220,7 @@ class CBP(Method):
 
     def _replace_layer(self, layer: HiddenLayer, state: UnitState) -> torch.Tensor:
         """Replace this step's share of the layer's eligible units (after its utility update)."""
-        n_eligible = state.count_eligible(self.maturity_threshold)
+        n_eligible = state.age_and_count_eligible(self.maturity_threshold)
         if n_eligible == 0:
             return _NONE
         state.accumulated += self.replacement_rate * n_eligible

@@ -9,7 +9,8 @@
 * :class:`InputRecorder` and :func:`sequential_roots` keep the inputs of the ``nn.Sequential``
   containers of hidden layers, from which ``Method.loss_term``'s features are recomputed.
 * :func:`default_reinit` re-draws a whole network (``Method.reinit`` outside SB3).
-* :func:`check_schedule` checks when a periodic or at-change method acts (``every``, ``at_change``).
+* :func:`check_schedule` checks when a periodic or at-change method acts (``every_updates``,
+  ``at_change``).
 
 This module knows nothing of SB3.
 """
@@ -41,19 +42,19 @@ def new_generator(seed: int | None) -> torch.Generator:
     return generator
 
 
-def check_schedule(every: object, at_change: object) -> tuple[int, bool]:
-    """``every`` (optimizer steps between events; 0: none periodically) and ``at_change`` (act
-    at each environment change), checked: at least one of them makes the method act.
+def check_schedule(every_updates: object, at_change: object) -> tuple[int, bool]:
+    """``every_updates`` (optimizer steps between events; 0: none periodically) and ``at_change``
+    (act at each environment change), checked: at least one of them makes the method act.
 
-    :param every: the ``every`` setting
+    :param every_updates: the ``every_updates`` setting
     :param at_change: the ``at_change`` setting
-    :return: ``(every, at_change)``
+    :return: ``(every_updates, at_change)``
     :raises ConfigError: for a value of the wrong type, or neither acting
     """
-    period = check_int("every", every, 0, whole_floats=True)
+    period = check_int("every_updates", every_updates, 0, whole_floats=True)
     change = check_bool("at_change", at_change)
     if period == 0 and not change:
-        raise ConfigError("every", every, "a positive period, or at_change = true")
+        raise ConfigError("every_updates", every_updates, "a positive period, or at_change = true")
     return period, change
 
 

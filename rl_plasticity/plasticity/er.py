@@ -29,12 +29,12 @@ decay and a small learning rate (RL config ``lop/rl/cfg/sant/l2_er.yml``, Slippe
 annealing is ``ppo.py``'s defaults, which that config does not change: linearly to
 ``er_lr_final`` 1e-7 over ``er_anneal_steps`` = 15,000 ER steps, ``max(final / lr, 1 - t /
 steps)`` times ``er_lr``). Setting ``er_lr`` here does that instead of the loss term (``coeff``
-is then unused): after each ``er_every``-th optimizer step, an Adam step (betas, eps, weight
+is then unused): after each ``every_updates``-th optimizer step, an Adam step (betas, eps, weight
 decay copied from the network's optimizer when it has them) on the effective-rank gradient of
 that step's minibatch.
 Differences that remain: the authors' PPO takes its ER steps before each update's epochs, on the
 rollout in chunks of ``er_batch`` = 256 samples (8 ER steps per 2,048-sample rollout); here they
-are taken on the PPO minibatches of the update (``er_every`` = 20 with 10 epochs x 16
+are taken on the PPO minibatches of the update (``every_updates`` = 20 with 10 epochs x 16
 minibatches gives the same 8 per rollout, on 128-sample minibatches), and the gradient is taken
 at the parameters before the main step (one step stale; it is computed in the pre-step hook).
 The authors keep one ER optimizer for the policy and one for the value network, each on the mean
@@ -52,10 +52,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_int, check_number
 
@@ -76,18 +74,13 @@ def effective_rank(features: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 class EffectiveRankRegularizer(Method):
     """Maximize the mean effective rank of the hidden layers' features on each minibatch.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: its optimizer
     :param coeff: weight of ``-mean_l erank(H_l)`` in the loss (unused when ``er_lr`` is set)
     :param er_lr: None: the loss term (the paper's form). A number: the authors' code's form, a
         separate Adam step of this learning rate on ``-mean_l erank`` (their RL config: 4e-6)
     :param er_lr_final: the separate step's learning rate after annealing (theirs: 1e-7)
     :param er_anneal_steps: ER steps over which it anneals linearly (theirs: 15,000)
-    :param er_every: take the separate step after every ``er_every``-th optimizer step
+    :param every_updates: take the separate step after every ``every_updates``-th optimizer step
     :param eps: inside the entropy's log
-    :param seed: unused (draws nothing); accepted like every method's
-    :param layers: the hidden layers; None: found in ``module``
-    :param heads: for ``find_hidden_layers``
     """
 
     needs_layers = True
@@ -95,18 +88,13 @@ class EffectiveRankRegularizer(Method):
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         coeff: float = 0.01,
         er_lr: float | None = None,
         er_lr_final: float = 1e-7,
         er_anneal_steps: int = 15_000,
-        er_every: int = 1,
+        every_updates: int = 1,
         eps: float = 1e-8,
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.coeff = check_number("coeff", coeff, 0.0)
         self.er_lr = None if er_lr is None else check_number("er_lr", er_lr, 0.0, low_open=True)
@@ -114,7 +102,7 @@ class EffectiveRankRegularizer(Method):
         if self.er_lr is not None and self.er_lr_final > self.er_lr:
             raise ConfigError("er_lr_final", er_lr_final, f"at most er_lr ({er_lr})")
         self.er_anneal_steps = check_int("er_anneal_steps", er_anneal_steps, 1)
-        self.er_every = check_int("er_every", er_every, 1)
+        self.every_updates = check_int("every_updates", every_updates, 1)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
         self.er_optimizer: torch.optim.Optimizer | None = None
         #: separate ER steps taken so far
@@ -125,7 +113,7 @@ class EffectiveRankRegularizer(Method):
         self.terms = 0
         self._params: list[torch.Tensor] = []
         self._pending: list[torch.Tensor | None] | None = None
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def setup(self) -> None:
         groups = self.optimizer.param_groups if self.optimizer is not None else []
@@ -154,7 +142,7 @@ class EffectiveRankRegularizer(Method):
         return torch.stack([effective_rank(h, self.eps) for h in features]).mean()
 
     def loss_term_due(self) -> bool:
-        return self.er_lr is None or (self.steps + 1) % self.er_every == 0
+        return self.er_lr is None or (self.steps + 1) % self.every_updates == 0
 
     def loss_term(self, features: list[torch.Tensor] | None) -> torch.Tensor | None:
         separate = self.er_lr is not None

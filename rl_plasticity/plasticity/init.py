@@ -15,8 +15,8 @@ import math
 import torch
 from torch import nn
 
+from rl_plasticity.catalog import init_names
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.tables import init_names
 
 #: Initial distributions of a Linear's weights (biases: 0 for LeCun, U(+-1/sqrt(fan_in)) for torch).
 #: ``"match"`` (CBP and ReDo only) draws uniform weights with the standard deviation the layer's

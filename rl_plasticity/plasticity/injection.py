@@ -15,9 +15,9 @@ parameters is unchanged (theta' replaces theta). The paper injects once, partway
 Here the head is the last hidden layer and the Linears that read it (PPO's ``action_net`` and
 ``value_net`` with the last layer of each MLP, SAC's ``mu`` / ``log_std`` with the last layer of
 ``latent_pi``, a critic's or Q-net's last two Linears), i.e. h = W_out sigma(W_h x + b_h) + b_out.
-Settings: ``at_change=True`` injects at each environment change, ``every`` (optimizer steps, 0: off)
-periodically, at most ``max_injections`` times (default 1, the paper's single injection); each
-injection freezes every head before it (theta <- theta + theta'_1 - theta'_1,0, ...). No paper
+Settings: ``at_change=True`` injects at each environment change, ``every_updates`` (optimizer steps,
+0: off) periodically, at most ``max_injections`` times (default 1, the paper's single injection);
+each injection freezes every head before it (theta <- theta + theta'_1 - theta'_1,0, ...). No paper
 setting for PPO: ``agents/ppo-injection.toml`` injects at the first environment change.
 
 Implementation: ``build_network`` builds the heads with room for ``max_injections`` injections
@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -59,7 +58,6 @@ from torch import nn
 from rl_plasticity.plasticity.architecture import hidden_pairs, replace_module
 from rl_plasticity.plasticity.core import check_schedule
 from rl_plasticity.plasticity.init import check_init, reinit_linear_
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.plasticity.reset import RESET_INITS
 from rl_plasticity.validate import check_int
@@ -189,16 +187,11 @@ def sites(module: nn.Module) -> list[_Site]:
 class Injection(Method):
     """Plasticity injection into the head of each network.
 
-    :param module: the network (built with :meth:`build_network`); None: :meth:`attach` later
-    :param optimizer: its optimizer (built after :meth:`build_network`)
     :param at_change: inject at each environment change
-    :param every: optimizer steps between injections; 0: none periodically
+    :param every_updates: optimizer steps between injections; 0: none periodically
     :param max_injections: at most this many injections (the heads are built with room for them)
     :param init: how the new head is drawn: ``"sb3"`` (as the framework builds the network) or a
         distribution name
-    :param seed: seed of the draws
-    :param layers: unused
-    :param heads: unused
     """
 
     random = True
@@ -207,35 +200,29 @@ class Injection(Method):
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         at_change: bool = True,
-        every: int = 0,
+        every_updates: int = 0,
         max_injections: int = 1,
         init: str = "sb3",
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
-        self.every, self.at_change = check_schedule(every, at_change)
+        self.every_updates, self.at_change = check_schedule(every_updates, at_change)
         self.max_injections = check_int("max_injections", max_injections, 1, 100)
         self.init = check_init(init, allowed=RESET_INITS)
         #: injection counts shared by networks of the same structure (a network and its target)
         self._shared: dict[tuple, list[Count]] = {}
         self.sites: list[_Site] = []
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     @property
     def acts_on_change(self) -> bool:  # type: ignore[override]
-        return self.at_change and self.every == 0
+        return self.at_change and self.every_updates == 0
 
     # -- architecture ------------------------------------------------------------------------
 
     def build_network(self, module: nn.Module) -> nn.Module:
         """Build each head with room for ``max_injections`` injections (nothing injected yet).
 
-        :param module: the network
         :return: ``module``, changed in place
         :raises ValueError: when the network has no hidden layer
         """
@@ -291,7 +278,7 @@ class Injection(Method):
         return self.sites[0].count.value if self.sites else 0
 
     def after_step(self) -> None:
-        if self.every and self.steps % self.every == 0:
+        if self.every_updates and self.steps % self.every_updates == 0:
             self.inject()
 
     def on_context_change(self, phase: int) -> None:

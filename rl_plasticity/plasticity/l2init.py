@@ -14,12 +14,10 @@ third of FastPPO's speed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 import torch
-from torch import nn
 
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_number
 
@@ -43,28 +41,18 @@ def pull_toward_init_(
 class L2Init(Method):
     """L2-init on every parameter the optimizer trains.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: the optimizer; its parameters when attached are theta_0
     :param coeff: lambda (about 0.01 in Kumar et al.)
-    :param seed: unused (L2-init draws nothing); accepted like every method's
-    :param layers: unused
-    :param heads: unused
     """
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         coeff: float = 0.01,
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.coeff = check_number("coeff", coeff, 0.0, float("inf"))
         self.params: list[torch.Tensor] = []
         self.initial: list[torch.Tensor] = []
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def setup(self) -> None:
         groups = self.optimizer.param_groups if self.optimizer is not None else []
@@ -88,14 +76,3 @@ class L2Init(Method):
         super().load_state_dict(state)
         for mine, saved in zip(self.initial, state["initial"], strict=True):
             mine.copy_(saved)
-
-
-class L2InitPenalty(L2Init):
-    """The torch form of version 0.1: L2-init on ``optimizer``'s parameters.
-
-    :param optimizer: the optimizer; its parameters now are theta_0
-    :param coeff: lambda
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer, coeff: float = 0.01) -> None:
-        super().__init__(nn.Module(), optimizer, coeff=coeff)

@@ -3,8 +3,8 @@ primacy bias in deep reinforcement learning*, ICML 2022, arXiv 2205.07802).
 
 An agent over-fits its early experience (the primacy bias); Nikishin et al. keep the replay
 buffer and periodically re-initialize the last layers of the networks, which then re-learn from
-the whole buffer. Every ``every`` optimizer steps of a network (and/or at each environment change
-with ``at_change``), the last k = ``n_layers`` layers of each network are drawn afresh:
+the whole buffer. Every ``every_updates`` optimizer steps of a network (and/or at each environment
+change with ``at_change``), the last k = ``n_layers`` layers of each network are drawn afresh:
 
     theta_l <- theta_l^new ~ p_init(theta_l)   for the last k layers l,   the others unchanged,
 
@@ -17,8 +17,8 @@ LayerNorm is reset with it. The authors' code (``rl_with_resets``): for SAC on D
 README's example: 200,000 steps with 3 updates per step), i.e. all layers of actor and critic,
 the target critic, the temperature and the optimizers; for SPR on Atari 100k it resets the last
 layers (the encoder optionally). Defaults here: ``n_layers=1`` (the output layers, Plasticine's
-``reset_type='final'``) and ``every=200_000`` optimizer steps (the README's interval at one update
-per environment step; with u updates per step the code's period is 200,000 u updates); set
+``reset_type='final'``) and ``every_updates=200_000`` optimizer steps (the README's interval at one
+update per environment step; with u updates per step the code's period is 200,000 u updates); set
 ``n_layers`` to the network's depth (3 for SB3's 2-hidden-layer MLPs) for the code's SAC resets
 of the networks (the temperature is not reset here). The paper has no PPO setting
 (``agents/ppo-layer_reset.toml`` resets at each environment change instead).
@@ -55,7 +55,6 @@ from rl_plasticity.validate import check_int
 def last_layers(layers: Sequence[HiddenLayer], n_layers: int) -> list[nn.Module]:
     """The Linears (and LayerNorms) of the last ``n_layers`` layers before each output.
 
-    :param layers: the network's hidden layers
     :param n_layers: how many layers counted from the outputs (1: the output Linears)
     :return: the modules, outputs first
     """
@@ -77,17 +76,12 @@ def last_layers(layers: Sequence[HiddenLayer], n_layers: int) -> list[nn.Module]
 @register_method("layer_reset")
 class LayerReset(Method):
     """Re-draw the last ``n_layers`` layers of the network and drop their optimizer state, every
-    ``every`` optimizer steps and/or at each environment change.
+    ``every_updates`` optimizer steps and/or at each environment change.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: its optimizer (the reset layers' state is dropped)
     :param n_layers: layers counted from each output (1: the output Linears)
-    :param every: optimizer steps between resets; 0: no periodic reset
+    :param every_updates: optimizer steps between resets; 0: no periodic reset
     :param at_change: also reset at each environment change
     :param init: ``"sb3"`` (as the framework builds the network) or a distribution name
-    :param seed: seed of the draws
-    :param layers: the hidden layers; None: found in ``module``
-    :param heads: for ``find_hidden_layers``
     """
 
     random = True
@@ -97,33 +91,28 @@ class LayerReset(Method):
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         n_layers: int = 1,
-        every: int = 200_000,
+        every_updates: int = 200_000,
         at_change: bool = False,
         init: str = "sb3",
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.n_layers = check_int("n_layers", n_layers, 1, 100)
-        self.every, self.at_change = check_schedule(every, at_change)
+        self.every_updates, self.at_change = check_schedule(every_updates, at_change)
         self.init = check_init(init, allowed=RESET_INITS)
         self.resets = 0
         self.reset_modules: list[nn.Module] = []
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     @property
     def acts_on_change(self) -> bool:  # type: ignore[override]
-        return self.at_change and self.every == 0
+        return self.at_change and self.every_updates == 0
 
     def setup(self) -> None:
         self.reset_modules = last_layers(self.layers, self.n_layers)
 
     def after_step(self) -> None:
-        if self.every and self.steps % self.every == 0:
+        if self.every_updates and self.steps % self.every_updates == 0:
             self.reset_layers()
 
     def on_context_change(self, phase: int) -> None:
@@ -131,10 +120,14 @@ class LayerReset(Method):
             self.reset_layers()
 
     def check_reachable(self, updates: int) -> str | None:
-        if self.every and not self.at_change and self.every - self.steps % self.every > updates:
+        if (
+            self.every_updates
+            and not self.at_change
+            and self.every_updates - self.steps % self.every_updates > updates
+        ):
             return (
-                f"layer_reset every={self.every} optimizer steps; this run takes at most "
-                f"{updates} more per network, so no layer is reset"
+                f"layer_reset every_updates={self.every_updates} optimizer steps; this run takes "
+                f"at most {updates} more per network, so no layer is reset"
             )
         return None
 

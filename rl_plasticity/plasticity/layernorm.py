@@ -30,13 +30,10 @@ so a saved model loads with its LayerNorms; FastPPO runs SB3's PPO code for such
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
 
-import torch
 from torch import nn
 
 from rl_plasticity.plasticity.architecture import hidden_pairs
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_bool, check_number
 
@@ -46,7 +43,6 @@ def insert_layer_norms(
 ) -> list[nn.LayerNorm]:
     """Put an ``nn.LayerNorm`` between every hidden Linear and its activation, in place.
 
-    :param module: the network
     :param eps: LayerNorm's epsilon
     :param elementwise_affine: learned per-unit scale and offset
     :return: the LayerNorms inserted (none where a LayerNorm is already there)
@@ -78,36 +74,25 @@ def insert_layer_norms(
 class LayerNorm(Method):
     """LayerNorm between each hidden Linear and its activation.
 
-    :param module: the network; None: :meth:`attach` later (the architecture is changed by
         :meth:`build_network`, not by attaching)
-    :param optimizer: unused (nothing happens after steps)
     :param elementwise_affine: learned scale and offset per unit (True: standard LayerNorm;
         False: normalization only)
     :param eps: added to the variance (PyTorch's default)
-    :param seed: unused
-    :param layers: unused
-    :param heads: unused
     """
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         elementwise_affine: bool = True,
         eps: float = 1e-5,
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.elementwise_affine = check_bool("elementwise_affine", elementwise_affine)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def build_network(self, module: nn.Module) -> nn.Module:
         """Insert the LayerNorms in place.
 
-        :param module: the network
         :return: ``module``
         :raises ValueError: when the network has no hidden layer to normalize
         """

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from rl_plasticity.tables import activation_classes
+from rl_plasticity.catalog import activation_classes
 
-#: Elementwise activations a hidden layer may have (``rl_plasticity.tables.ACTIVATIONS``). Units
+#: Elementwise activations a hidden layer may have (``rl_plasticity.catalog.ACTIVATIONS``). Units
 #: of others (softmax) are not independent.
 ACTIVATIONS: tuple[type[nn.Module], ...] = activation_classes()
 

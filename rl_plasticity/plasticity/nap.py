@@ -35,14 +35,13 @@ Hooks: ``build_network`` (the LayerNorms; SB3: carried by ``rl_plasticity.sb3.po
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from rl_plasticity.plasticity.layernorm import insert_layer_norms
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_bool, check_number
 
@@ -57,32 +56,22 @@ class NormalizeAndProject(Method):
     """LayerNorm before each hidden activation; after each step, each normalized layer's weights
     are projected back to their initial Frobenius norm.
 
-    :param module: the network (already normalized, e.g. by :meth:`build_network`); None:
         :meth:`attach` later
-    :param optimizer: its optimizer (the projection runs after each of its steps)
     :param elementwise_affine: LayerNorm's learned scale and offset
     :param eps: LayerNorm's epsilon
     :param project_output: also project the output Linears' weights
     :param project_affine: also project each LayerNorm's (scale, offset) jointly
-    :param seed: unused
-    :param layers: the hidden layers; None: found in ``module``
-    :param heads: for ``find_hidden_layers``
     """
 
     needs_layers = True
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         elementwise_affine: bool = True,
         eps: float = 1e-5,
         project_output: bool = False,
         project_affine: bool = False,
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.elementwise_affine = check_bool("elementwise_affine", elementwise_affine)
         self.project_output = check_bool("project_output", project_output)
@@ -91,12 +80,11 @@ class NormalizeAndProject(Method):
         #: each projected group of tensors (one matrix, or a LayerNorm's scale and offset)
         self.weights: list[list[torch.Tensor]] = []
         self.norms: list[float] = []
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def build_network(self, module: nn.Module) -> nn.Module:
         """Insert a LayerNorm between each hidden Linear and its activation.
 
-        :param module: the network
         :return: ``module``, changed in place
         """
         insert_layer_norms(module, self.eps, self.elementwise_affine)

@@ -33,12 +33,10 @@ Hooks: ``before_step`` (adds the noise to the finished gradient); ``on_context_c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
-from torch import nn
 
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_bool, check_number
 
@@ -47,32 +45,22 @@ from rl_plasticity.validate import check_bool, check_number
 class NoisySGD(Method):
     """Gaussian gradient noise of norm-relative scale ``sigma_0 * lambda^t``.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: its optimizer (the noise goes into its parameters' ``.grad``)
     :param noise_scale: sigma_0 (the authors' config: 0.01)
     :param noise_decay: lambda per optimizer step (the authors' config: 0.99; 1 = no decay)
     :param per_tensor: scale by each parameter tensor's gradient norm (the authors' code), else
         by the whole gradient's norm
     :param restart_on_change: restart ``t`` at 0 at each environment change
-    :param seed: seed of the noise
-    :param layers: unused
-    :param heads: unused
     """
 
     random = True
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         noise_scale: float = 0.01,
         noise_decay: float = 0.99,
         per_tensor: bool = True,
         restart_on_change: bool = False,
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.noise_scale = check_number("noise_scale", noise_scale, 0.0)
         self.noise_decay = check_number("noise_decay", noise_decay, 0.0, 1.0)
@@ -82,7 +70,7 @@ class NoisySGD(Method):
         self.origin = 0
         #: optimizer steps that received noise
         self.noisy_steps = 0
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     @property
     def acts_on_change(self) -> bool:  # type: ignore[override]

@@ -8,12 +8,12 @@ Which form each method has, and why:
   ``model.save`` / ``load`` carry its state with the optimizer's. Shrink-and-perturb (toward 0 or
   toward a fresh LeCun-uniform draw, whose bound depends only on a weight's fan-in =
   ``shape[1]``) and L2-init (pull toward the values at the first step) are of this kind.
-* **Callback** (``callbacks``): continual backprop and ReDo must know which rows of one Linear
-  and which columns of the next belong to a unit, and read activations; Reset and
-  shrink-and-perturb "at shift" must know when the environment changes. An optimizer sees only a
-  flat list of parameters, so these are SB3 callbacks built on the torch core (which also works
-  without SB3). Shrink-and-perturb and L2-init exist in both forms; the callback form also works
-  with any optimizer (SGD, RMSprop) and with its own initial distributions.
+* **Method** (``protocol.Method``, run in SB3 by ``rl_plasticity.sb3.callbacks.MethodCallback``):
+  continual backprop and ReDo must know which rows of one Linear and which columns of the next
+  belong to a unit, and read activations; Reset and shrink-and-perturb "at shift" must know when
+  the environment changes. An optimizer sees only a flat list of parameters, so these are methods
+  with hooks. Shrink-and-perturb and L2-init exist in both forms; the method form also works with
+  any optimizer (SGD, RMSprop) and with its own initial distributions.
 
 Both classes extend ``torch.optim.Adam`` (same arguments, plus the method's). SB3 adds
 ``eps=1e-5`` only for exactly ``torch.optim.Adam``, so these keep torch's (and the paper's) 1e-8.
@@ -144,3 +144,14 @@ class L2InitAdam(torch.optim.Adam):
         super().load_state_dict(state_dict)
         if initial is not None:
             self.initial = [t.to(p) for t, p in zip(initial, self._params(), strict=True)]
+
+
+#: The optimizers an agent spec's ``[optimizer] name`` selects, by name.
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "snp_adam": ShrinkPerturbAdam,
+    "l2init_adam": L2InitAdam,
+}

@@ -37,10 +37,7 @@ Hooks: ``loss_term`` (the penalty; its gradient is added before each optimizer s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import torch
-from torch import nn
 
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
@@ -63,30 +60,20 @@ def parseval_penalty(weight: torch.Tensor, scale: float) -> torch.Tensor:
 class Parseval(Method):
     """Parseval regularization of every hidden layer's incoming weights.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: its optimizer
     :param coeff: lambda (the authors' code: 1e-3 on gridworld and MetaWorld)
     :param scale: s, the target ``W W^T = s I`` (the authors' code: 2, their init gain squared)
     :param reference_width: None, or lambda is multiplied by ``(reference_width / units)^2`` per
         layer (the authors' code: 64)
-    :param seed: unused (draws nothing); accepted like every method's
-    :param layers: the hidden layers; None: found in ``module``
-    :param heads: for ``find_hidden_layers``
     """
 
     needs_layers = True
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         coeff: float = 1e-3,
         scale: float = 2.0,
         reference_width: int | None = None,
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.coeff = check_number("coeff", coeff, 0.0)
         self.scale = check_number("scale", scale, 0.0, low_open=True)
@@ -95,7 +82,7 @@ class Parseval(Method):
         self.last_penalty = float("nan")
         #: optimizer steps the penalty was added to
         self.terms = 0
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def weight_factor(self, layer: HiddenLayer) -> float:
         """``c_l``: 1, or ``(reference_width / units)^2``."""

@@ -1,46 +1,70 @@
 """The one protocol every plasticity method implements: optional hooks, a registry, settings.
 
 A method is a subclass of :class:`Method` in one file (the paper's math on top, its hooks below),
-registered with one line, ``@register_method("cbp")``. Its settings are the keyword-only
-parameters of its ``__init__``, written once: the SB3 callback (``rl_plasticity.sb3.callbacks``),
-an agent spec's ``[method]`` table and plain PyTorch code all take them from there.
+registered with one line, ``@register_method("cbp")``. Its constructor takes its settings only
+(keyword-only, validated there), written once: the SB3 callback
+(``rl_plasticity.sb3.callbacks.MethodCallback``), an agent spec's ``[method]`` table and plain
+PyTorch code all take them from there. :meth:`Method.attach` puts it on one network (a module and
+the optimizer that trains it) and returns it::
 
-One instance acts on one network (a module and the optimizer that trains it)::
-
-    cbp = CBP(net, optimizer, replacement_rate=1e-4)     # plain PyTorch: attach at once
-    cbp = CBP(replacement_rate=1e-4); cbp.attach(net, optimizer)   # or later
+    cbp = CBP(replacement_rate=1e-4).attach(net, optimizer, seed=0)
 
 The SB3 callback makes one instance per network the algorithm trains (PPO's policy, SAC's actor
-and critic, DQN's Q-net), with seeds ``seed, seed + 1, ...``. The hooks, each a no-op by default:
+and critic, DQN's Q-net), with seeds ``seed, seed + 1, ...``. Every ``every_updates`` setting
+counts optimizer steps of the network the method acts on (:attr:`Method.steps`), not environment
+steps.
+
+When each hook runs (one SB3 training iteration; FastPPO calls them at the same points, see the
+comment at its ``policy.optimizer.step()``)::
+
+    model built     build_network(net)      each network, before its optimizer exists
+                    wrap_optimizer(opt)     each optimizer, once built
+    learn() starts  attach(net, opt)        MethodCallback._on_training_start
+    rollout start                           forward hooks paused (rollouts run without grad)
+    each env step   on_context_change(k)    when info["context"]["phase"] grows (MethodCallback
+                                            ._on_step), then target networks are synced for
+                                            methods with ``syncs_targets``
+    rollout end                             forward hooks resumed; counters logged
+    train(), per minibatch:
+      forward                               hidden features recorded (``records_features``), the
+                                            Sequentials' inputs kept (``loss_features``)
+      loss.backward(); clip_grad_norm_      the algorithm's own
+      optimizer.step():
+        pre-step    loss_term(features)     its gradient added to .grad (features recomputed)
+        pre-step    before_step()           on the finished gradient (noisy SGD)
+        step                                the optimizer's update
+        post-step   after_step()            steps already counts this step (CBP, ReDo, ...)
+    learn() ends    detach()                hooks removed; state kept by the callback
+
+The hooks, each a no-op by default:
 
 * :meth:`Method.build_network` -- the architecture (LayerNorm, CReLU, Fourier features, an extra
   head): change the network before its optimizer is built, and return it. Everything the method
   later needs must live in the modules it builds (they are saved with the model), because the
   instance that builds the network is not always the one that trains it (SB3 builds a policy anew
   on ``load``). SB3: ``rl_plasticity.sb3.policies`` runs it inside the policy's construction.
-* :meth:`Method.wrap_optimizer` -- the optimizer (TRAC, Kron, UPGD): return an optimizer that
-  replaces the one built for the network; it must have the same parameters and be a
+* :meth:`Method.wrap_optimizer` -- the optimizer (TRAC, UPGD): return an optimizer that replaces
+  the one built for the network; it must have the same parameters and be a
   ``torch.optim.Optimizer`` (its ``state_dict`` is saved with the model).
 * :meth:`Method.loss_term` -- a loss term on the step's minibatch (effective-rank regularizer,
-  Parseval, L2-init, spectral regularization). SB3 computes its loss inside ``train()``, so the
-  term is added as a gradient: in an optimizer pre-step hook, after the algorithm's
-  ``backward()`` and gradient clipping, the term is computed (with ``features`` recomputed with
-  gradients from the inputs the hidden layers' ``nn.Sequential`` containers saw in the step's
-  training forward) and its gradient is added to each parameter's ``.grad``. This works for every
-  algorithm and optimizer, without subclassing; the term is not clipped with the algorithm's loss.
+  Parseval, spectral regularization). SB3 computes its loss inside ``train()``, so the term is
+  added as a gradient in an optimizer pre-step hook, after the algorithm's ``backward()`` and
+  gradient clipping: the term is computed (with ``features`` recomputed with gradients from the
+  inputs the hidden layers' ``nn.Sequential`` containers saw in the step's training forward) and
+  its gradient is added to each parameter's ``.grad``. This works for every algorithm and
+  optimizer, without subclassing; the term is not clipped with the algorithm's loss.
+* :meth:`Method.before_step` -- before each optimizer step, on the finished gradient (noisy SGD,
+  L2-init's closed-form pull toward the initial parameters).
 * :meth:`Method.after_step` -- after each optimizer step (CBP, ReDo, shrink-and-perturb, weight
-  clipping, projections). :attr:`Method.steps` counts this network's optimizer steps; every
-  ``every`` setting of every method counts optimizer steps of the network it acts on (not
-  environment steps). :meth:`Method.take_features` gives each hidden layer's features on the step's
-  minibatch when the class sets ``records_features``. :meth:`Method.before_step` -- before each
-  optimizer step, on the finished gradient (noisy SGD).
-* :meth:`Method.on_context_change` -- when the environment changes (read by the SB3 callback from
-  ``info["context"]["phase"]``): reset, shrink-and-perturb at shifts, injection at shifts.
+  clipping, projections). :meth:`Method.take_features` gives each hidden layer's features on the
+  step's minibatch when the class sets ``records_features``.
+* :meth:`Method.on_context_change` -- when the environment changes: reset, shrink-and-perturb at
+  shifts, injection at shifts.
 * :meth:`Method.state_dict` / :meth:`Method.load_state_dict` -- everything needed to continue
   exactly (the base keeps the step count and the method's random generator).
 
-The registry (``register_method``, ``make_method``, ...) is in ``registry``; its names are
-importable from here too. This module knows nothing of SB3 or gymnasium.
+The registry (``register_method``, ``make_method``, ...) is in ``registry``; the names a method
+file needs are importable from here too. This module knows nothing of SB3 or gymnasium.
 """
 
 from __future__ import annotations
@@ -60,8 +84,6 @@ from rl_plasticity.plasticity.core import (
 )
 from rl_plasticity.plasticity.layers import HiddenLayer, find_hidden_layers, required_layers
 from rl_plasticity.plasticity.registry import (
-    ATTACH_PARAMETERS,
-    BUILTIN_MODULES,
     make_method,
     method_class,
     method_settings,
@@ -71,14 +93,12 @@ from rl_plasticity.plasticity.registry import (
 from rl_plasticity.validate import check_optional_int
 
 __all__ = [
-    "ATTACH_PARAMETERS",  # the registry's names, re-exported
-    "BUILTIN_MODULES",
     "Method",
     "Reinit",
-    "make_method",
+    "implements",
+    "make_method",  # the registry's names, re-exported for method files
     "method_class",
     "method_settings",
-    "overrides",
     "register_method",
     "registered_methods",
 ]
@@ -88,23 +108,24 @@ __all__ = [
 Reinit = Callable[[nn.Module, str, torch.Generator], None]
 
 
-def overrides(method: Method, hook: str) -> bool:
-    """Whether ``method``'s class overrides the base class's hook ``hook``."""
-    return getattr(type(method), hook) is not getattr(Method, hook)
+def implements(method: Method | type[Method], hook: str) -> bool:
+    """Whether a method implements the hook ``hook`` (its class overrides the base's no-op).
+
+    :param method: a method, or its class
+    :param hook: a hook's name, e.g. ``"loss_term"``
+    :return: True if its class defines its own
+    """
+    cls = method if isinstance(method, type) else type(method)
+    return getattr(cls, hook) is not getattr(Method, hook)
 
 
 class Method:
-    """Base of every plasticity method: attach to a network, run the hooks, save state.
+    """Base of every plasticity method: settings in the constructor, :meth:`attach` to a network,
+    the hooks, the state.
 
-    Subclasses set their settings in ``__init__`` (keyword-only, validated there) and then call
-    ``super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)``, which attaches
-    when ``module`` is given. Per-network state is built in :meth:`setup`.
-
-    :param module: the network to attach to now; None: call :meth:`attach` later
-    :param optimizer: the optimizer training it (None: no step hooks; call the hooks yourself)
-    :param seed: seed of the method's generator; None draws one from torch's global generator
-    :param layers: the hidden layers; None: found by ``find_hidden_layers(module, heads)``
-    :param heads: for ``find_hidden_layers``: Linears outside a Sequential that read its last layer
+    A subclass's ``__init__`` takes the method's settings, keyword-only, validates them and calls
+    ``super().__init__()``. Per-network state is built in :meth:`setup`, which :meth:`attach`
+    runs.
     """
 
     #: registered name (set by :func:`register_method`)
@@ -125,16 +146,9 @@ class Method:
     #: :meth:`counters` keys that count for the whole model (logged once as ``method/<key>``)
     model_counters: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(
-        self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
-        *,
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
-    ) -> None:
-        self.seed = check_optional_int("seed", seed, 0)
+    def __init__(self) -> None:
+        #: seed of the method's generator (set by :meth:`attach`)
+        self.seed: int | None = None
         self.module: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.layers: list[HiddenLayer] = []
@@ -146,8 +160,6 @@ class Method:
         self._inputs: InputRecorder | None = None
         self._roots: list[nn.Module] = []
         self._handles: list = []
-        if module is not None:
-            self.attach(module, optimizer, layers=layers, heads=heads)
 
     # -- hooks (override what the method needs) --------------------------------------------------
 
@@ -225,27 +237,29 @@ class Method:
     def attach(
         self,
         module: nn.Module,
-        optimizer: torch.optim.Optimizer | None,
+        optimizer: torch.optim.Optimizer | None = None,
         *,
+        seed: int | None = None,
         layers: Sequence[HiddenLayer] | None = None,
         heads: Mapping[str, Sequence[nn.Linear]] | None = None,
-        seed: int | None = None,
         reinit: Reinit | None = None,
     ) -> Method:
         """Attach to ``module`` trained by ``optimizer`` and install the hooks it needs.
 
-        :param module: the network
-        :param optimizer: its optimizer, or None (then no step hook is installed)
-        :param layers: its hidden layers; None: found in ``module``
-        :param heads: for ``find_hidden_layers``
-        :param seed: overrides the constructor's seed
+        :param module: the network (any ``nn.Module`` whose hidden layers are Linear ->
+            activation -> Linear chains inside ``nn.Sequential`` containers)
+        :param optimizer: its optimizer, or None (then no step hook is installed: call the hooks
+            yourself)
+        :param seed: seed of the method's generator; None draws one from torch's global generator
+        :param layers: its hidden layers; None: found by ``find_hidden_layers(module, heads)``
+        :param heads: for ``find_hidden_layers``: Linears outside a Sequential that read its last
+            layer
         :param reinit: how to re-draw the whole network (default: :func:`default_reinit`)
         :return: self
         :raises ValueError: when the method needs hidden layers and ``module`` has none
         """
         self.module, self.optimizer = module, optimizer
-        if seed is not None:
-            self.seed = seed
+        self.seed = check_optional_int("seed", seed, 0)
         if reinit is not None:
             self.reinit = reinit
         name = type(self).__name__
@@ -262,9 +276,9 @@ class Method:
             self._inputs = InputRecorder(self._roots)
         if optimizer is not None:
             self._handles.append(optimizer.register_step_post_hook(self._post_step))
-            if overrides(self, "loss_term"):
+            if implements(self, "loss_term"):
                 self._handles.append(optimizer.register_step_pre_hook(self._pre_step))
-            if overrides(self, "before_step"):
+            if implements(self, "before_step"):
                 hook = optimizer.register_step_pre_hook(lambda *_: self.before_step())
                 self._handles.append(hook)
         self.setup()
@@ -353,8 +367,8 @@ class Method:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from :meth:`state_dict`'s output (after :meth:`attach`).
 
-        :param state: the saved state (states saved before the step count existed count 0)
+        :param state: the saved state
         """
-        self.steps = int(state.get("steps", 0))
+        self.steps = int(state["steps"])
         if self.generator is not None and state.get("generator") is not None:
             self.generator.set_state(state["generator"])

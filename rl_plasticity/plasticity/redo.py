@@ -1,9 +1,9 @@
 """ReDo: recycling dormant neurons (Sokar et al. 2023, arXiv 2302.12902).
 
-Every ``every`` optimizer steps, on that step's minibatch features h of each hidden layer, unit i's
-score is s_i = E|h_i| / mean_k E|h_k|; units with s_i <= tau are tau-dormant and are replaced as in
-continual backprop (incoming weights re-drawn, incoming bias 0, outgoing weights 0, optimizer
-state of those rows/columns 0). A layer whose units are all silent scores 0 everywhere.
+Every ``every_updates`` optimizer steps, on that step's minibatch features h of each hidden layer,
+unit i's score is s_i = E|h_i| / mean_k E|h_k|; units with s_i <= tau are tau-dormant and are
+replaced as in continual backprop (incoming weights re-drawn, incoming bias 0, outgoing weights 0,
+optimizer state of those rows/columns 0). A layer whose units are all silent scores 0 everywhere.
 
 This module knows nothing of SB3.
 """
@@ -13,13 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-from torch import nn
 
+from rl_plasticity.catalog import init_names
 from rl_plasticity.plasticity.core import reinit_units_
 from rl_plasticity.plasticity.init import check_init, weight_bound
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
-from rl_plasticity.tables import init_names
 from rl_plasticity.validate import check_int, check_number
 
 
@@ -37,17 +35,12 @@ def dormant_units(h: torch.Tensor, tau: float) -> torch.Tensor:
 
 @register_method("redo")
 class ReDo(Method):
-    """ReDo on the hidden layers of a network, every ``every`` optimizer steps.
+    """ReDo on the hidden layers of a network, every ``every_updates`` optimizer steps.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: the optimizer training it
     :param tau: dormancy threshold (0.025 in Sokar et al.; 0.1 in some RL work)
-    :param every: F, optimizer steps between resets
+    :param every_updates: F, optimizer steps between resets
     :param init: incoming weights' distribution: ``"lecun_uniform"``, ``"kaiming_uniform"`` or
         ``"match"``
-    :param seed: seed of the method's own generator; ``None`` draws one from torch's global one
-    :param layers: the hidden layers; ``None`` finds them with ``find_hidden_layers(module, heads)``
-    :param heads: for ``find_hidden_layers``
     :raises ValueError: when ``module`` has no hidden layer (the method would never act)
     """
 
@@ -57,29 +50,24 @@ class ReDo(Method):
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         tau: float = 0.025,
-        every: int = 1000,
+        every_updates: int = 1000,
         init: str = "lecun_uniform",
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.tau = check_number("tau", tau, 0.0, float("inf"))
-        self.every = check_int("every", every, 1)
+        self.every_updates = check_int("every_updates", every_updates, 1)
         self.init = check_init(init, allowed=init_names("unit"))
         self.bounds: list[float] = []
         self.replaced: list[int] = []
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def setup(self) -> None:
         self.bounds = [weight_bound(layer.incoming, self.init) for layer in self.layers]
         self.replaced = [0] * len(self.layers)
 
     def after_step(self) -> None:
-        if self.steps % self.every == 0:
+        if self.steps % self.every_updates == 0:
             self.reset_dormant(self.take_features())
 
     def reset_dormant(self, features: Sequence[torch.Tensor | None]) -> list[torch.Tensor]:
@@ -105,11 +93,11 @@ class ReDo(Method):
         return {layer.name: n for layer, n in zip(self.layers, self.replaced, strict=True)}
 
     def check_reachable(self, updates: int) -> str | None:
-        if self.steps % self.every + updates >= self.every:
+        if self.steps % self.every_updates + updates >= self.every_updates:
             return None
         return (
-            f"every={self.every} optimizer steps is beyond this run's at most {updates}: no unit "
-            "will be reset. Train longer or lower every"
+            f"every_updates={self.every_updates} optimizer steps is beyond this run's at most "
+            f"{updates}: no unit will be reset. Train longer or lower every_updates"
         )
 
     def state_dict(self) -> dict:
@@ -125,7 +113,3 @@ class ReDo(Method):
         super().load_state_dict(state)
         self.bounds = [float(b) for b in state["bounds"]]
         self.replaced = [int(n) for n in state["replaced"]]
-
-
-#: The name of the torch class before the method protocol (version 0.1).
-DormantReset = ReDo

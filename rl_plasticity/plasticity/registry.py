@@ -1,9 +1,10 @@
 """The registry of plasticity methods: one line registers a :class:`~.protocol.Method` subclass.
 
 ``@register_method("cbp")`` names a method for agent specs (``[method] name = "cbp"``) and the
-SB3 callback; :func:`make_method` builds one from its settings, which are the keyword-only
-parameters of its ``__init__`` (:func:`method_settings`). Every name here is also importable from
-``rl_plasticity.plasticity.protocol``.
+SB3 callback (``MethodCallback("cbp", ...)``); :func:`make_method` builds one, unattached, from its
+settings, which are the keyword-only parameters of its ``__init__`` (:func:`method_settings`).
+The built-in methods are the modules of :data:`BUILTIN_MODULES`; ``rlp docs`` writes their list
+into ``docs/methods.md``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ from rl_plasticity.errors import ConfigError
 
 if TYPE_CHECKING:
     from rl_plasticity.plasticity.protocol import Method
-
-#: Parameters of a method's ``__init__`` that are not settings: the driver supplies them.
-ATTACH_PARAMETERS = ("self", "module", "optimizer", "layers", "heads")
 
 #: Modules that define the built-in methods; imported by :func:`registered_methods`.
 BUILTIN_MODULES = (
@@ -56,7 +54,7 @@ def register_method(name: str) -> Callable[[M], M]:
     """Class decorator: register a :class:`Method` subclass under ``name`` (its spec name).
 
     :param name: lower-case name used in agent specs (``[method] name = "cbp"``) and by
-        ``rl_plasticity.sb3.callbacks.method_callback``
+        ``rl_plasticity.sb3.callbacks.MethodCallback``
     :return: the decorator; it sets the class's :attr:`Method.name`
     :raises ValueError: if another class is registered under ``name``
     """
@@ -121,17 +119,13 @@ def method_class(name: str | type[Method]) -> type[Method]:
 
 
 def method_settings(cls: type[Method]) -> dict[str, inspect.Parameter]:
-    """A method's settings: the parameters of its ``__init__`` other than :data:`ATTACH_PARAMETERS`.
+    """A method's settings: the keyword parameters of its ``__init__``.
 
     :param cls: the method's class
     :return: name -> parameter (with its default), in signature order
     """
     params = inspect.signature(cls.__init__).parameters
-    return {
-        name: p
-        for name, p in params.items()
-        if name not in ATTACH_PARAMETERS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    }
+    return {name: p for name, p in params.items() if p.kind == p.KEYWORD_ONLY}
 
 
 def make_method(name: str | type[Method], settings: Mapping[str, Any]) -> Method:

@@ -20,7 +20,7 @@ Defaults and where they come from:
 
 * ``tau = 0.0``: the authors' SAC config (``SAC/configs.py``, ``--grad-redo-tau 0``): only units
   whose gradient is exactly zero are reset;
-* ``every = 1000``: F, the same config's ``--grad-redo-frequency`` (gradient steps);
+* ``every_updates = 1000``: F, the same config's ``--grad-redo-frequency`` (gradient steps);
 * ``init = "kaiming_uniform"``: torch's Linear default, which the code re-draws from unless
   ``--grad-use-lecun-init``.
 
@@ -36,13 +36,9 @@ normalised score is unchanged by it). A layer whose incoming weight has no gradi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import torch
-from torch import nn
 
 from rl_plasticity.plasticity.core import reinit_units_
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import register_method
 from rl_plasticity.plasticity.redo import ReDo
 
@@ -61,17 +57,12 @@ def low_gradient_units(grad: torch.Tensor, tau: float) -> torch.Tensor:
 
 @register_method("regrama")
 class ReGraMa(ReDo):
-    """ReGraMa on the hidden layers of a network, every ``every`` optimizer steps.
+    """ReGraMa on the hidden layers of a network, every ``every_updates`` optimizer steps.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: the optimizer training it
     :param tau: threshold on the normalised gradient magnitude (the authors' code: 0)
-    :param every: F, optimizer steps between resets (the authors' code: 1000)
+    :param every_updates: F, optimizer steps between resets (the authors' code: 1000)
     :param init: incoming weights' distribution for reset units: ``"kaiming_uniform"`` (the
         authors' code), ``"lecun_uniform"`` or ``"match"``
-    :param seed: seed of the method's own generator; ``None`` draws one from torch's global one
-    :param layers: the hidden layers; ``None`` finds them with ``find_hidden_layers(module, heads)``
-    :param heads: for ``find_hidden_layers``
     :raises ValueError: when ``module`` has no hidden layer (the method would never act)
     """
 
@@ -79,29 +70,15 @@ class ReGraMa(ReDo):
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         tau: float = 0.0,
-        every: int = 1000,
+        every_updates: int = 1000,
         init: str = "kaiming_uniform",
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
-        super().__init__(
-            module,
-            optimizer,
-            tau=tau,
-            every=every,
-            init=init,
-            seed=seed,
-            layers=layers,
-            heads=heads,
-        )
+        super().__init__(tau=tau, every_updates=every_updates, init=init)
 
     def after_step(self) -> None:
-        if self.steps % self.every == 0:
+        if self.steps % self.every_updates == 0:
             self.reset_low_gradient()
 
     def reset_low_gradient(self) -> list[torch.Tensor]:

@@ -10,15 +10,14 @@ Hooks: ``on_context_change`` (the re-draw; ``syncs_targets``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
+from rl_plasticity.catalog import init_names
 from rl_plasticity.plasticity.init import check_init, reinit_linear_
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
-from rl_plasticity.tables import init_names
 
 #: What ``Reset(init=...)`` accepts: the framework's own initialization (``"sb3"``: as SB3 builds
 #: the policy; in plain PyTorch each module's ``reset_parameters``), or one of ``init.INITS``.
@@ -36,8 +35,6 @@ def reinit_network_(
     The optimizer state of every parameter of ``module`` is removed, so the optimizer treats them
     as new (Adam: step 0, zero moments), as a freshly built optimizer would.
 
-    :param module: the network, changed in place
-    :param optimizer: its optimizer, or None
     :param init: ``"lecun_uniform"`` or ``"kaiming_uniform"`` (see ``init.weight_bound``)
     :param generator: random source; ``None`` uses torch's global one
     """
@@ -55,14 +52,9 @@ def reinit_network_(
 class Reset(Method):
     """Re-draw the network and forget its optimizer state at each environment change.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: its optimizer (its state is dropped at each reset)
     :param init: ``"sb3"`` (as the framework builds the network: SB3's orthogonal gains for
         PPO/A2C when ``ortho_init``, torch's default otherwise), ``"lecun_uniform"`` (the paper's)
         or ``"kaiming_uniform"``; use the agent's own initialization
-    :param seed: seed of the draws; ``None``: from torch's global generator
-    :param layers: unused
-    :param heads: unused
     """
 
     random = True
@@ -72,17 +64,12 @@ class Reset(Method):
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         init: str = "sb3",
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.init = check_init(init, allowed=RESET_INITS)
         self.resets = 0
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def on_context_change(self, phase: int) -> None:
         self.reinit(self.module, "default" if self.init == "sb3" else self.init, self.generator)

@@ -18,14 +18,13 @@ This module knows nothing of SB3.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.init import bias_bound, check_init, uniform, weight_bound
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_int, check_number
 
@@ -90,11 +89,9 @@ WHENS = ("step", "change")
 
 @register_method("snp")
 class ShrinkPerturb(Method):
-    """Shrink-and-perturb on every Linear of a network, after optimizer steps or at changes.
+    """Shrink-and-perturb on every Linear of a network, after optimizer steps or at changes
+    (attached without an optimizer, call :meth:`apply` yourself).
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: with ``when="step"``, :meth:`apply` runs after its steps; None: call
-        :meth:`apply` yourself
     :param shrink: lambda; ``None``: 1 - 1e-6 (the soft version, every step) with
         ``when="step"``, 0.5 with ``when="change"``
     :param noise_std: sigma of the Gaussian noise added (0: none)
@@ -104,30 +101,23 @@ class ShrinkPerturb(Method):
         environment changes)
     :param init: the initial distribution of the fresh draws: ``"lecun_uniform"`` or
         ``"kaiming_uniform"``
-    :param seed: seed of the method's own generator; ``None`` draws one from torch's global one
-    :param every: with ``when="step"``, act once every ``every`` optimizer steps with one event of
-        the same mean and variance as ``every`` single-step events (see :func:`repeated_event`):
-        the random draws, which dominate the cost, are made ``every`` times less often. 1: exact.
-    :param layers: unused (every Linear is shrunk); accepted like every method's
-    :param heads: unused
+    :param every_updates: with ``when="step"``, act once every ``every_updates`` optimizer steps
+        with one event of the same mean and variance as ``every_updates`` single-step events (see
+        :func:`repeated_event`): the random draws, which dominate the cost, are made
+        ``every_updates`` times less often. 1: exact.
     """
 
     random = True
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         shrink: float | None = None,
         noise_std: float = 0.0,
         target: str = "fresh_init",
         when: str = "step",
         init: str = "lecun_uniform",
-        seed: int | None = None,
-        every: int = 1,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
+        every_updates: int = 1,
     ) -> None:
         if when not in WHENS:
             raise ConfigError("when", when, "one of: " + ", ".join(WHENS))
@@ -135,13 +125,13 @@ class ShrinkPerturb(Method):
         if shrink is None:
             shrink = 1 - 1e-6 if when == "step" else 0.5
         self.shrink = check_number("shrink", shrink, 0.0, 1.0)
-        self.every = check_int("every", every, 1)
+        self.every_updates = check_int("every_updates", every_updates, 1)
         self.noise_std = check_number("noise_std", noise_std, 0.0, float("inf"))
         self.target = check_target(target)
         self.init = check_init(init)
         self.events = 0
         self._params: list[tuple[torch.Tensor, float]] = []
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     @property
     def acts_on_change(self) -> bool:  # type: ignore[override]
@@ -158,8 +148,8 @@ class ShrinkPerturb(Method):
                     self._params.append((sub.bias, bias_bound(sub, self.init) if fresh else 0.0))
 
     def after_step(self) -> None:
-        if self.when == "step" and self.steps % self.every == 0:
-            self.apply(repeats=self.every)
+        if self.when == "step" and self.steps % self.every_updates == 0:
+            self.apply(repeats=self.every_updates)
 
     def on_context_change(self, phase: int) -> None:
         if self.when == "change":

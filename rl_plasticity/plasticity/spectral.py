@@ -32,13 +32,12 @@ Hooks: ``loss_term`` (the penalty; its gradient is added before each optimizer s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 from torch.nn.functional import normalize
 
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_int, check_number
 
@@ -65,29 +64,19 @@ def power_iteration_(
 class SpectralRegularizer(Method):
     """Spectral regularization of every Linear the optimizer trains.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: its optimizer
     :param coeff: lambda
     :param k: the exponent of the singular value
     :param power_iterations: power iterations per optimizer step (estimates carry over)
-    :param seed: seed of the power iteration's starting vectors
-    :param layers: unused (every Linear is regularized)
-    :param heads: unused
     """
 
     random = True
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         coeff: float = 1e-4,
         k: float = 2.0,
         power_iterations: int = 1,
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.coeff = check_number("coeff", coeff, 0.0)
         self.k = check_number("k", k, 0.0, low_open=True)
@@ -99,7 +88,7 @@ class SpectralRegularizer(Method):
         self.sigmas: list[float] = []
         #: optimizer steps the penalty was added to
         self.terms = 0
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def setup(self) -> None:
         assert self.module is not None

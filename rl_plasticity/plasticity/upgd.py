@@ -42,13 +42,11 @@ of ``rl_plasticity.sb3.policies`` build it, and its state is saved with the mode
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
-from torch import nn
 
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_bool, check_number
 
@@ -147,41 +145,29 @@ class UPGDOptimizer(torch.optim.Optimizer):
 class UPGD(Method):
     """Train each network with :class:`UPGDOptimizer` at the learning rates it was built with.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: the optimizer training it (already the UPGD optimizer when the SB3 policy
-        classes built it)
     :param weight_decay: lambda (the authors' code: 0.001)
     :param beta_utility: decay of the utility average (the authors' code: 0.999)
     :param sigma: perturbation standard deviation (the authors' code: 0.001)
     :param adaptive: Adam-normalised direction (the authors' PPO optimizer ``AdaptiveUPGD``)
-    :param seed: unused (the noise comes from torch's global generator, which SB3 seeds)
-    :param layers: unused
-    :param heads: unused
     """
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         weight_decay: float = 0.001,
         beta_utility: float = 0.999,
         sigma: float = 0.001,
         adaptive: bool = False,
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.weight_decay = check_number("weight_decay", weight_decay, 0.0)
         self.beta_utility = check_number("beta_utility", beta_utility, 0.0, 1.0, high_open=True)
         self.sigma = check_number("sigma", sigma, 0.0)
         self.adaptive = check_bool("adaptive", adaptive)
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
         """:class:`UPGDOptimizer` over ``optimizer``'s parameter groups and learning rates.
 
-        :param optimizer: the optimizer as built (its betas and eps are kept for ``adaptive``)
         :return: the UPGD optimizer
         """
         groups = [{"params": g["params"], "lr": g["lr"]} for g in optimizer.param_groups]

@@ -28,14 +28,13 @@ Hook: :meth:`Method.after_step`. The bounds are fixed at attach and saved in :me
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from rl_plasticity.plasticity.init import check_init, weight_bound
-from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
 from rl_plasticity.validate import check_number
 
@@ -48,32 +47,22 @@ class WeightClipping(Method):
     """Clip each Linear's weights and biases to kappa times its layer's initial bound after each
     optimizer step.
 
-    :param module: the network; None: :meth:`attach` later
-    :param optimizer: the optimizer training it; the clipping runs after each of its steps
     :param kappa: the clipping factor (the authors' PPO script: 3.0)
     :param init: which initial distribution's bound s_l is: ``"kaiming_uniform"`` (1/sqrt(fan_in),
         the authors' code), ``"lecun_uniform"`` (sqrt(3/fan_in)) or ``"match"``
-    :param seed: unused (no randomness); accepted like every method's
-    :param layers: unused (every Linear is clipped)
-    :param heads: unused
     """
 
     def __init__(
         self,
-        module: nn.Module | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
         *,
         kappa: float = 3.0,
         init: str = "kaiming_uniform",
-        seed: int | None = None,
-        layers: Sequence[HiddenLayer] | None = None,
-        heads: Mapping[str, Sequence[nn.Linear]] | None = None,
     ) -> None:
         self.kappa = check_number("kappa", kappa, 0.0, float("inf"), low_open=True)
         self.init = check_init(init, allowed=CLIP_INITS)
         #: (parameter, bound kappa s_l) for each weight and bias clipped
         self.clipped: list[tuple[torch.Tensor, float]] = []
-        super().__init__(module, optimizer, seed=seed, layers=layers, heads=heads)
+        super().__init__()
 
     def setup(self) -> None:
         assert self.module is not None

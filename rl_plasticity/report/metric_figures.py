@@ -31,10 +31,10 @@ from rl_plasticity.report.figures import (
     save,
     style_axes,
 )
-from rl_plasticity.report.names import layer_names, network_name
 from rl_plasticity.report.runs import Run, by_attribute
 from rl_plasticity.report.statistics import nan_mean_over_rows
 from rl_plasticity.report.tables import SUMMARY_METRICS, combine_columns, layer_mean
+from rl_plasticity.sb3.layer_names import layer_names, network_name
 
 _STYLES = ("-", "--", "-.", ":")
 _MARKERS = ("o", "s", "^", "D", "v", "P")

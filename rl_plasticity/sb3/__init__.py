@@ -1,19 +1,8 @@
-"""Faster engines that are Stable-Baselines3 algorithms: ``FastPPO`` (``sb3.fast_ppo``).
+"""The only package that knows SB3's internals: the method callback (``callbacks.MethodCallback``),
+the policies that carry a method's architecture (``policies``), the networks an algorithm trains
+(``networks``), the names of SB3's layers (``layer_names``), the callbacks' state saved with a model
+(``carried_state``) and the FastPPO engine (``fast_ppo.FastPPO``).
 
-Import it from here (``from rl_plasticity.sb3 import FastPPO``); SB3 and torch are loaded only
-when it is first asked for.
+Import each name from its module: this file imports nothing, so the report reads ``layer_names``
+without loading SB3.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-__all__ = ["FastPPO"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "FastPPO":
-        from rl_plasticity.sb3.fast_ppo import FastPPO
-
-        return FastPPO
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

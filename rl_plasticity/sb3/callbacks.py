@@ -1,35 +1,36 @@
-"""One SB3 callback for every registered plasticity method.
+"""The SB3 callback for every registered plasticity method: ``MethodCallback``.
 
-``model.learn(n, callback=method_callback("cbp", replacement_rate=1e-4))`` works for PPO, A2C,
-SAC, TD3 and DQN with an MLP policy; so do the per-method classes (``CBPCallback(...)``, made by
-:func:`callback_class`, whose signature is the method's settings) and the names kept from before
-(``ContinualBackprop``, ``ReDo``, ``ShrinkAndPerturb``, ``L2Init``, ``Reset``). Names: a method
-registered as ``"cbp"`` is the torch class ``CBP`` (``rl_plasticity.plasticity.cbp``), the
-callback ``CBPCallback`` (here) and ``[method] name = "cbp"`` in an agent spec.
+``model.learn(n, callback=MethodCallback("cbp", replacement_rate=1e-4))`` works for PPO, A2C,
+SAC, TD3 and DQN with an MLP policy (RL Zoo: ``rl_plasticity.sb3.callbacks.MethodCallback`` with
+``method: cbp`` and the settings as keyword arguments). A method is named by its registered name
+(``"cbp"``, the ``[method] name`` of an agent spec); its torch class is in
+``rl_plasticity.plasticity`` (``cbp.CBP``).
 
 At the start of training the callback finds the networks the algorithm trains
 (:func:`rl_plasticity.sb3.networks.network_groups`: PPO/A2C's policy, SAC/TD3's actor and
 critic, DQN's Q-net, each with its own optimizer) and attaches one method instance to each, with
 seeds ``seed, seed + 1, ...``; at the end it detaches them (hooks are not saved with a model) and
-keeps their state, so a second ``learn()`` continues where the first stopped.
+keeps their state, so a second ``learn()`` continues where the first stopped. When each hook runs
+is drawn in :mod:`rl_plasticity.plasticity.protocol`.
 
 Environment changes are read from ``self.locals["infos"]``: each info's ``info["context"]["phase"]``
 counts the changes applied so far; when the largest phase seen increases, every instance's
 ``on_context_change`` runs (then target networks are synced for methods with ``syncs_targets``).
 
-``state_dict()`` / ``load_state_dict()`` save and restore everything needed to continue exactly;
-``load_state_dict`` may be called before ``learn()``: the state is applied when the callback
-attaches. States written by the callbacks of version 0.1 load (the same layout).
+State: ``state_dict()`` / ``load_state_dict()`` hold everything needed to continue exactly;
+``load_state_dict`` may be called before ``learn()`` (the state is applied when the callback
+attaches). The state also travels with the model (:mod:`rl_plasticity.sb3.carried_state`):
+``model.save`` writes it, and after ``load`` the method's callback of the next ``learn()``
+continues from it.
 
 Logger keys: ``method/<label>/replaced`` (units replaced since the previous rollout end) and
 ``method/<label>/replaced_total`` with the layer's short label (``pi1``, ``vf2``: see
-:func:`rl_plasticity.logger_keys.layer_labels`); a method's :meth:`counters` as
+:func:`rl_plasticity.sb3.layer_names.layer_labels`); a method's :meth:`counters` as
 ``method/<net>/<key>`` (``method/<key>`` for model-wide ones such as ``method/resets``).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from collections.abc import Mapping
@@ -38,15 +39,9 @@ from typing import Any
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rl_plasticity.errors import ConfigError
-from rl_plasticity.logger_keys import layer_labels
-from rl_plasticity.plasticity.protocol import (
-    Method,
-    make_method,
-    method_class,
-    method_settings,
-    registered_methods,
-)
+from rl_plasticity.plasticity.protocol import Method, make_method, method_class
+from rl_plasticity.sb3.carried_state import carry_state
+from rl_plasticity.sb3.layer_names import layer_labels
 from rl_plasticity.sb3.networks import NetworkGroup, network_groups, sb3_reinit, sync_targets
 from rl_plasticity.sb3.policies import changes_policy
 from rl_plasticity.validate import check_optional_int
@@ -130,6 +125,9 @@ class MethodCallback(BaseCallback):
     def _on_training_start(self) -> None:
         if self.methods:
             return
+        saved = carry_state(self.model, f"method/{self.method_class.name}", self.state_dict)
+        if saved is not None and self._pending is None:
+            self.load_state_dict(saved)
         if self.seed is None:
             self.seed = int(torch.randint(0, 2**31, (1,)))
         carried = getattr(self.model.policy, "method_spec", {}).get("name")
@@ -254,11 +252,10 @@ class MethodCallback(BaseCallback):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from ``state``; before ``learn()`` it is applied when the callback attaches.
 
-        :param state: from :meth:`state_dict` of the same method on the same architecture (or of
-            the version 0.1 callback of that method)
+        :param state: from :meth:`state_dict` of the same method on the same architecture
         :raises ValueError: for the state of another method
         """
-        saved = state.get("method", self.method_class.name)
+        saved = state["method"]
         if saved != self.method_class.name:
             raise ValueError(
                 f"{self.label}: the saved state is of method {saved!r}, not "
@@ -266,90 +263,16 @@ class MethodCallback(BaseCallback):
             )
         self.seed = state["seed"]
         self.max_phase = state["max_phase"]
-        # Keyed <net>/<layer>; states saved before the short logger keys used the logger key.
-        self._logged = {
-            k.removeprefix("method/").removesuffix("/replaced"): v
-            for k, v in state["logged"].items()
-        }
-        if "resets" in state:  # version 0.1's Reset: one generator and a count, no per-net state
-            self._counts = {"resets": int(state["resets"])}
-            cores = {"": {"resets": int(state["resets"]), "generator": state["generator"]}}
-        elif state["cores"] is None:
+        self._logged = dict(state["logged"])
+        if state["cores"] is None:
             return
-        else:
-            cores = dict(state["cores"])
+        cores = dict(state["cores"])
         if self.methods:
             self._load_cores(cores)
         else:
             self._pending = cores
 
     def _load_cores(self, cores: Mapping[str, Any]) -> None:
-        """Load each network's state (key ``""``: one state for every network)."""
+        """Load each network's state."""
         for name, method in self.methods.items():
-            state = cores.get(name, cores.get(""))
-            if state is not None:
-                method.load_state_dict(state)
-
-
-_CLASSES: dict[str, type[MethodCallback]] = {}
-
-
-def callback_class(name: str) -> type[MethodCallback]:
-    """The callback class of the method registered as ``name``, e.g. ``CBPCallback``.
-
-    Its ``__init__`` takes the method's settings (and ``verbose``), so RL Zoo YAML and agent specs
-    can build it from keyword arguments.
-
-    :param name: registered name
-    :return: a subclass of :class:`MethodCallback`
-    """
-    if name in _CLASSES:
-        return _CLASSES[name]
-    cls = method_class(name)
-    params = [*method_settings(cls).values()]
-    params.append(inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=0))
-
-    def __init__(self: MethodCallback, **kwargs: Any) -> None:
-        verbose = kwargs.pop("verbose", 0)
-        seed = kwargs.pop("seed", None)
-        MethodCallback.__init__(self, name, seed=seed, verbose=verbose, **kwargs)
-
-    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params]
-    )
-    doc = (
-        f"SB3 callback of ``{cls.__module__}.{cls.__name__}`` (registered as ``{name!r}``) on "
-        f"every network the algorithm trains; settings as the method's.\n\n{cls.__doc__ or ''}"
-    )
-    namespace: dict[str, Any] = {"__init__": __init__, "__doc__": doc, "__module__": __name__}
-    for key in cls.model_counters:  # read as attributes too (version 0.1's ``Reset.resets``)
-        namespace[key] = property(lambda self, key=key: self.counters.get(key, 0))
-    made = type(f"{cls.__name__}Callback", (MethodCallback,), namespace)
-    _CLASSES[name] = made
-    return made
-
-
-def method_callback(name: str, **settings: Any) -> MethodCallback:
-    """A callback running the method registered as ``name`` with ``settings``.
-
-    :param name: registered name (``"cbp"``)
-    :param settings: the method's settings, ``seed`` and ``verbose``
-    :return: the callback
-    :raises ConfigError: for an unknown name or setting
-    """
-    try:
-        return callback_class(name)(**settings)
-    except TypeError as e:  # a positional argument or a repeated keyword
-        raise ConfigError("method", settings, str(e)) from None
-
-
-def callback_classes() -> dict[str, type[MethodCallback]]:
-    """Every registered method's callback class, by registered name (for agent specs)."""
-    return {name: callback_class(name) for name in registered_methods()}
-
-
-CBPCallback = callback_class("cbp")
-ReDoCallback = callback_class("redo")
-ShrinkPerturbCallback = callback_class("snp")
-L2InitCallback = callback_class("l2init")
-ResetCallback = callback_class("reset")
+            method.load_state_dict(cores[name])

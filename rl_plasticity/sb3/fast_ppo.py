@@ -369,6 +369,8 @@ class FastPPO(PPO):
                 grads = self._zero_grads(params)
                 loss.backward()
                 self._clip_grad_norm(params, grads)
+                # The plasticity methods run inside this call, in optimizer hooks: loss_term and
+                # before_step, the step, after_step (the timeline: plasticity/protocol.py).
                 policy.optimizer.step()
             self._n_updates += 1
             if not continue_training:

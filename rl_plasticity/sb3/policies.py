@@ -29,7 +29,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
-from rl_plasticity.plasticity.protocol import Method, make_method, overrides
+from rl_plasticity.plasticity.protocol import Method, implements, make_method
 
 
 def _method(spec: Mapping[str, Any] | None) -> Method | None:
@@ -46,7 +46,7 @@ def changes_policy(method: Method) -> bool:
     :param method: an instance of the method
     :return: True if so
     """
-    return overrides(method, "build_network") or overrides(method, "wrap_optimizer")
+    return implements(method, "build_network") or implements(method, "wrap_optimizer")
 
 
 class _MethodMixin:
@@ -91,7 +91,7 @@ class MethodActorCriticPolicy(_MethodMixin, ActorCriticPolicy):
         method = self.plasticity_method
         if method is None:
             return
-        if overrides(method, "build_network"):
+        if implements(method, "build_network"):
             if method.build_network(self) is not self:
                 raise TypeError(
                     f"{type(method).__name__}.build_network must change SB3's policy in place "

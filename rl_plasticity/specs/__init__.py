@@ -16,7 +16,7 @@ file) takes every key of that spec, and the file's own keys are laid over it (ta
 key; see :func:`merge_tables`). The spec keeps its own name (and not its base's ``gym_id``), and
 config.json records the merged result.
 
-Here: ``files`` finds, reads and merges spec files, ``tables`` checks their tables, ``env`` and
+Here: ``files`` finds, reads and merges spec files, ``checks`` checks their tables, ``env`` and
 ``agent`` make the validated specs, ``presets`` registers the env presets with gymnasium.
 """
 
@@ -34,6 +34,7 @@ from rl_plasticity.specs.agent import (
     algorithm_class,
     load_agent_spec,
 )
+from rl_plasticity.specs.checks import check_kwargs
 from rl_plasticity.specs.env import ENV_KEYS, MAKE_KWARGS, EnvSpec, load_env_spec
 from rl_plasticity.specs.files import (
     KINDS,
@@ -43,7 +44,6 @@ from rl_plasticity.specs.files import (
     spec_dirs,
 )
 from rl_plasticity.specs.presets import make_preset, register_presets
-from rl_plasticity.specs.tables import check_kwargs
 
 __all__ = [
     "ACTIVATIONS",

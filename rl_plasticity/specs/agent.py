@@ -7,12 +7,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rl_plasticity.catalog import SPEC_ACTIVATIONS, init_names
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.overrides import Assignment, name_suffix
 from rl_plasticity.overrides import apply as apply_overrides
+from rl_plasticity.specs.checks import check_kwargs, check_named_table, check_table
 from rl_plasticity.specs.files import load_table
-from rl_plasticity.specs.tables import check_kwargs, check_named_table, check_table
-from rl_plasticity.tables import SPEC_ACTIVATIONS, init_names
 from rl_plasticity.validate import (
     HYPERPARAMETER_RULES,
     MAX_ENVS,
@@ -65,9 +65,9 @@ class AgentSpec:
     :param hyperparameters: keyword arguments of the SB3 algorithm
     :param policy_kwargs: policy keyword arguments; ``activation`` is a name from
         :data:`ACTIVATIONS`
-    :param optimizer: ``name`` (a key of ``rl_plasticity.plasticity.OPTIMIZERS``) and its kwargs
-    :param method: ``name`` (``none`` or a key of ``rl_plasticity.plasticity.METHODS``) and its
-        settings
+    :param optimizer: ``name`` (a key of ``rl_plasticity.plasticity.optimizers.OPTIMIZERS``) and
+        its kwargs
+    :param method: ``name`` (``none`` or a registered method's name) and its settings
     :param metrics: PlasticityMetrics settings; ``enabled = false`` turns the callback off
     """
 
@@ -98,18 +98,18 @@ class AgentSpec:
         """Whether the PlasticityMetrics callback runs."""
         return bool(self.metrics.get("enabled", True))
 
-    def make_method(self) -> Any:
-        """A fresh callback of the spec's plasticity method, or None for ``none``.
+    def make_method_callback(self) -> Any:
+        """A fresh ``MethodCallback`` of the spec's plasticity method, or None for ``none``.
 
         :raises ConfigError: for a setting the method does not allow (key under ``method``)
         """
-        from rl_plasticity.plasticity import METHODS
+        from rl_plasticity.sb3.callbacks import MethodCallback
 
         if self.method_name == "none":
             return None
         settings = {k: v for k, v in self.method.items() if k != "name"}
         try:
-            return METHODS[self.method_name](**settings)
+            return MethodCallback(self.method_name, **settings)
         except ConfigError as e:
             raise e.under("method") from None
 
@@ -118,7 +118,7 @@ class AgentSpec:
 
         :raises ConfigError: for a setting the callback does not allow (key under ``metrics``)
         """
-        from rl_plasticity.metrics import PlasticityMetrics
+        from rl_plasticity.metrics.callback import PlasticityMetrics
 
         if not self.metrics_enabled:
             return None
@@ -139,7 +139,7 @@ def algorithm_class(name: str) -> type:
     """The SB3 algorithm class of that name (one of :data:`ALGORITHMS`; ``FastPPO`` is
     :class:`rl_plasticity.sb3.FastPPO`, SB3's PPO made faster)."""
     if name == "FastPPO":
-        from rl_plasticity.sb3 import FastPPO
+        from rl_plasticity.sb3.fast_ppo import FastPPO
 
         return FastPPO
     import stable_baselines3 as sb3
@@ -194,8 +194,9 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
         :mod:`rl_plasticity.overrides`); they are named in the spec's name
     :raises ConfigError: naming the file, key, value and what is allowed
     """
-    from rl_plasticity.metrics import PlasticityMetrics
-    from rl_plasticity.plasticity import METHODS, OPTIMIZERS
+    from rl_plasticity.metrics.callback import PlasticityMetrics
+    from rl_plasticity.plasticity.optimizers import OPTIMIZERS
+    from rl_plasticity.plasticity.registry import registered_methods
 
     path, data = load_table("agents", name_or_path)
     try:
@@ -251,7 +252,7 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
         _check_optimizer_builds(optimizer, OPTIMIZERS[optimizer["name"]])
         method = dict(data.get("method", {"name": "none"}))
         method.setdefault("name", "none")
-        check_named_table(method, "method", METHODS, extra=("none",))
+        check_named_table(method, "method", registered_methods(), extra=("none",))
         metrics = dict(data.get("metrics", {}))
         enabled = metrics.pop("enabled", True)
         if not isinstance(enabled, bool):
@@ -280,7 +281,7 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
         )
         # Build the method and metrics objects once so that value errors (a negative rate) surface
         # now, with the file named, rather than minutes into a run.
-        spec.make_method()
+        spec.make_method_callback()
         spec.make_metrics(csv_path=None)
         return spec
     except ConfigError as e:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.specs.checks import check_kwargs, check_table
 from rl_plasticity.specs.files import load_table
-from rl_plasticity.specs.tables import check_kwargs, check_table
 from rl_plasticity.validate import check_finite_tree
 
 ENV_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -52,7 +52,7 @@ class EnvSpec:
         """
         import gymnasium as gym
 
-        from rl_plasticity.nonstationary import NonstationaryWrapper
+        from rl_plasticity.nonstationary.wrapper import NonstationaryWrapper
 
         env = gym.make(self.env_id, **{**self.env_kwargs, **kwargs})
         if self.nonstationary is not None:
@@ -104,7 +104,7 @@ def load_env_spec(name_or_path: str | Path) -> EnvSpec:
     """
     import gymnasium as gym
 
-    from rl_plasticity.nonstationary import NonstationaryConfig
+    from rl_plasticity.nonstationary.config import NonstationaryConfig
 
     path, data = load_table("envs", name_or_path)
     try:

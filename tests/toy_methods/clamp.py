@@ -12,13 +12,11 @@ from rl_plasticity.plasticity.protocol import Method, register_method
 class Clamp(Method):
     """Weight clipping to ``bound`` after every ``every`` optimizer steps (counts its calls)."""
 
-    def __init__(
-        self, module=None, optimizer=None, *, bound: float = 0.05, every: int = 1, seed=None
-    ) -> None:
+    def __init__(self, *, bound: float = 0.05, every: int = 1) -> None:
         self.bound = bound
         self.every = every
         self.calls = 0
-        super().__init__(module, optimizer, seed=seed)
+        super().__init__()
 
     def after_step(self) -> None:
         if self.steps % self.every == 0:

@@ -13,10 +13,10 @@ class FeaturePenalty(Method):
 
     loss_features = True
 
-    def __init__(self, module=None, optimizer=None, *, coeff: float = 1.0, seed=None) -> None:
+    def __init__(self, *, coeff: float = 1.0) -> None:
         self.coeff = coeff
         self.with_features = 0
-        super().__init__(module, optimizer, seed=seed)
+        super().__init__()
 
     def loss_term(self, features: list[torch.Tensor] | None) -> torch.Tensor | None:
         if not features:

@@ -13,9 +13,9 @@ class PhaseLog(Method):
 
     acts_on_change = True
 
-    def __init__(self, module=None, optimizer=None, *, seed=None) -> None:
+    def __init__(self) -> None:
         self.phases: list[int] = []
-        super().__init__(module, optimizer, seed=seed)
+        super().__init__()
 
     def on_context_change(self, phase: int) -> None:
         self.phases.append(phase)
