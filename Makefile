@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all bench lint format clean
+.PHONY: venv demo test test-all bench docs lint format clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,9 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
+
+docs: $(STAMP)
+	$(BIN)/python -m rl_plasticity.reference
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -107,7 +107,7 @@ LISTS: dict[str, tuple[str, Callable[[], str]]] = {
 
 def _block(name: str) -> re.Pattern[str]:
     return re.compile(
-        rf"(<!-- generated: {name} -->\n).*?(\n<!-- end generated -->)", flags=re.DOTALL
+        rf"(<!-- generated: {name} -->\n).*?(<!-- end generated -->)", flags=re.DOTALL
     )
 
 
@@ -123,7 +123,7 @@ def updated(text: str, name: str, body: str) -> str:
     block = _block(name)
     if not block.search(text):
         raise ValueError(f"no '<!-- generated: {name} -->' ... '<!-- end generated -->' block")
-    return block.sub(lambda m: m.group(1) + body + m.group(2), text, count=1)
+    return block.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text, count=1)
 
 
 def stale_pages(docs: Path = DOCS) -> list[str]:

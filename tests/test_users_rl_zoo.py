@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("rl_zoo3") is None, reason="rl_zoo3 is not installed"
 )
 
-#: The README's "With RL Zoo" YAML, shortened to 2,048 steps and 32-unit layers.
+#: The README's RL Zoo YAML, shortened to 2,048 steps and 32-unit layers.
 HYPERPARAMS = """\
 rl_plasticity/SlipperyHalfCheetah-v0:
   n_timesteps: 2048
@@ -26,10 +26,11 @@ rl_plasticity/SlipperyHalfCheetah-v0:
   n_epochs: 1
   policy_kwargs: "dict(net_arch=[32, 32])"
   callback:
-    - rl_plasticity.ContinualBackprop:
+    - rl_plasticity.sb3.callbacks.MethodCallback:
+        method: cbp
         replacement_rate: 0.01
         maturity_threshold: 10
-    - rl_plasticity.PlasticityMetrics:
+    - rl_plasticity.metrics.callback.PlasticityMetrics:
         every: 512
         csv_path: metrics.csv
 """

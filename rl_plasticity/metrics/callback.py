@@ -53,16 +53,11 @@ class PlasticityMetrics(BaseCallback):
     Linear's name, e.g. ``mlp_extractor.policy_net.0``), are ``plasticity/<net>/<layer>/<metric>``;
     the logger (stdout, tensorboard, progress.csv) gets ``plasticity/<label>/<metric>`` with the
     layer's short label (``pi1``, ``vf2``, ``qf0_1``, ``q1``; see
-    :func:`rl_plasticity.sb3.layer_names.layer_labels`). Here
-    ``<metric>`` is one of ``dead``, ``rarely_active``, ``dormant_0.025``, ``dormant_0.1``,
-    ``saturated`` (tanh/sigmoid layers only), ``effective_rank``, ``srank``, ``stable_rank``,
-    ``feature_norm``, ``cloned``, ``weight_mean_abs``, ``weight_rms``, ``weight_change``,
-    ``grad_norm``; per network ``plasticity/<net>/grad_norm`` and, where the algorithm has them,
-    ``plasticity/policy/entropy``, ``plasticity/policy/action_std``, ``plasticity/actor/entropy``,
-    ``plasticity/actor/ent_coef``; with the heavy options ``plasticity/<net>/hessian_erank``,
-    ``plasticity/<net>/hessian_top_eig`` and ``plasticity/<net>/probe_loss`` (PPO/A2C:
-    ``probe_loss_pi`` and ``probe_loss_vf``). Each has its title, unit and figure in
-    :data:`rl_plasticity.metrics.registry.METRICS` (the report reads them there).
+    :func:`rl_plasticity.sb3.layer_names.layer_labels`). Each ``<metric>`` is a key of
+    :data:`rl_plasticity.metrics.registry.METRICS`, with its title, unit and figure (the report
+    reads them there; ``docs/metrics.md`` lists them): per hidden layer the unit, rank, feature,
+    weight and gradient metrics, per network the gradient norm, the policy's entropy or action
+    std, and with the heavy options the Hessian's and the probe's.
 
     Definitions: ``dead`` is a unit with ``h == 0`` on every sample for ReLU/ReLU6 and
     ``|h| <= 1e-7`` on at least 99% of samples otherwise; ``rarely_active`` is active on at most 1%
