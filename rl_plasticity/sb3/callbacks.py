@@ -35,7 +35,6 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rl_plasticity.errors import ConfigError
@@ -49,6 +48,7 @@ from rl_plasticity.plasticity.protocol import (
 )
 from rl_plasticity.sb3.networks import NetworkGroup, network_groups, sb3_reinit, sync_targets
 from rl_plasticity.sb3.policies import changes_policy
+from rl_plasticity.seeding import derive_seed, torch_seed
 from rl_plasticity.validate import check_optional_int
 
 
@@ -95,8 +95,10 @@ class MethodCallback(BaseCallback):
     """Drive a registered plasticity method on every network an SB3 algorithm trains.
 
     :param method: the method's registered name (``"cbp"``) or class
-    :param seed: seed of the instances' generators (network i gets seed + i); ``None`` draws one
-        from torch's global generator at the first attach (SB3 seeds it with the model's seed)
+    :param seed: seed of the instances' generators (network i gets seed + i); ``None`` derives
+        one from the model's seed (or, for an unseeded model, from torch's initial seed) at the
+        first attach, without drawing from any global generator: agents run with one seed share
+        every random number until a method acts
     :param verbose: SB3 verbosity
     :param settings: the method's settings (the keyword parameters of its ``__init__``)
     :raises ConfigError: for an unknown method, an unknown setting or a value not allowed
@@ -130,8 +132,9 @@ class MethodCallback(BaseCallback):
     def _on_training_start(self) -> None:
         if self.methods:
             return
-        if self.seed is None:
-            self.seed = int(torch.randint(0, 2**31, (1,)))
+        if self.seed is None:  # from the model's seed: never a draw from a global stream
+            base = self.model.seed if self.model.seed is not None else torch_seed()
+            self.seed = derive_seed(int(base), "method") % 2**31
         carried = getattr(self.model.policy, "method_spec", {}).get("name")
         if changes_policy(self.template) and carried != self.method_class.name:
             raise ValueError(
