@@ -91,7 +91,7 @@ def build_model(agent: AgentSpec, env: VecEnv, seed: int, device: str) -> BaseAl
     """A new SB3 algorithm from the agent spec, initialised as the spec says."""
     cls = algorithm_class(agent.algorithm)
     policy, method_kwargs = (agent.policy, {})
-    if agent.method_name != "none":  # architecture and optimizer hooks are built with the policy
+    if agent.methods:  # architecture and optimizer hooks are built with the policy
         policy, method_kwargs = method_policy(cls, agent.policy, agent.method)
     model = cls(
         policy,

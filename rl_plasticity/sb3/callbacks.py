@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.logger_keys import layer_labels
@@ -135,8 +135,8 @@ class MethodCallback(BaseCallback):
         if self.seed is None:  # from the model's seed: never a draw from a global stream
             base = self.model.seed if self.model.seed is not None else torch_seed()
             self.seed = derive_seed(int(base), "method") % 2**31
-        carried = getattr(self.model.policy, "method_spec", {}).get("name")
-        if changes_policy(self.template) and carried != self.method_class.name:
+        carried = getattr(self.model.policy, "method_names", [])
+        if changes_policy(self.template) and self.method_class.name not in carried:
             raise ValueError(
                 f"{self.label} changes the architecture or the optimizer, which must be built "
                 "with the policy: build the model with the policy and policy_kwargs from "
@@ -292,6 +292,43 @@ class MethodCallback(BaseCallback):
             state = cores.get(name, cores.get(""))
             if state is not None:
                 method.load_state_dict(state)
+
+
+class MethodCallbacks(CallbackList):
+    """Several methods on one model (an agent spec's ``[[method]]`` list), in their listed order:
+    SB3 calls each hook of each method callback in that order, so at an optimizer step their
+    hooks run in the order the methods were attached (listed).
+
+    :param callbacks: one :class:`MethodCallback` per method
+    """
+
+    def __init__(self, callbacks: list[MethodCallback]) -> None:
+        super().__init__(list(callbacks))
+        self.callbacks: list[MethodCallback]
+
+    @property
+    def label(self) -> str:
+        """The methods' class names joined with ``+`` (``LayerNorm+ShrinkPerturb``)."""
+        return "+".join(c.label for c in self.callbacks)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Each method callback's :meth:`MethodCallback.state_dict`, in order.
+
+        :return: ``{"methods": [state, ...]}``
+        """
+        return {"methods": [c.state_dict() for c in self.callbacks]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict`.
+
+        :param state: the saved state of the same methods in the same order
+        :raises ValueError: for a state of another number of methods
+        """
+        states = state.get("methods")
+        if not isinstance(states, list) or len(states) != len(self.callbacks):
+            raise ValueError(f"{self.label}: the saved state is not of these methods")
+        for callback, saved in zip(self.callbacks, states, strict=True):
+            callback.load_state_dict(saved)
 
 
 _CLASSES: dict[str, type[MethodCallback]] = {}
