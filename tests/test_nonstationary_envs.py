@@ -274,10 +274,10 @@ def test_dummy_vec_env_episode_end_with_fixed_length_episodes():
 
 @pytest.mark.parametrize("path", sorted(ENVS_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_preset_builds_and_steps(path):
-    data = tomllib.loads(path.read_text())
-    env = NonstationaryWrapper(
-        gym.make(data["env_id"], **data.get("env_kwargs", {})), data["nonstationary"]
-    )
+    from rl_plasticity.specs import load_env_spec
+
+    spec = load_env_spec(path)
+    env = NonstationaryWrapper(gym.make(spec.env_id, **spec.env_kwargs), spec.nonstationary, seed=0)
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     for _ in range(3):

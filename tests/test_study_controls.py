@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
+from stable_baselines3 import PPO
 
+from rl_plasticity.cli import main
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.experiment import train
 from rl_plasticity.nonstationary import NonstationaryConfig, NonstationaryWrapper
@@ -31,6 +35,16 @@ parameter = "observation_permutation"
 kind = "piecewise"
 sample = "permutation"
 every = 1024
+"""
+
+STUDY = """\
+envs = ["{env}"]
+agents = ["{plain}", "tiny-reset"]
+steps = 2048
+[test]
+reference = "tiny-reset"
+baseline = "{plain}"
+last_phases = 2
 """
 
 RESET_AGENT = """\
@@ -137,7 +151,7 @@ def _episodes(run: Path) -> list[dict]:
 
 
 def test_ppo_and_ppo_reset_with_one_seed_are_identical_until_the_first_change(
-    tmp_path, tiny_agent
+    tmp_path, tiny_agent, capsys
 ):
     env = write_spec(tmp_path, "tiny-permuted-hopper", PERMUTED_HOPPER)
     reset = write_spec(tmp_path, "tiny-reset", RESET_AGENT.format(base=tiny_agent.name))
@@ -151,3 +165,54 @@ def test_ppo_and_ppo_reset_with_one_seed_are_identical_until_the_first_change(
     assert with_reset[: len(before)] == before
     # the reset acted at the change: afterwards the two agents differ
     assert with_reset[len(before) :] != plain[len(before) :]
+    # and `rlp report --study` applies a study's test to them, printing its verdict line
+    study = write_spec(tmp_path, "study", STUDY.format(plain=tiny_agent.stem, env=env.stem))
+    assert main(["report", str(tmp_path / "runs"), "--study", str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-ppo: loss of plasticity: not shown at 95%" in out
+    assert "1 seeds" in out
+    report = (tmp_path / "runs" / "report" / "report.md").read_text()
+    assert "## Pre-registered test" in report and "not shown" in report
+    assert (tmp_path / "runs" / "report" / "paired_differences.csv").read_text().count("\n") == 2
+
+
+COMPOSED = """\
+base = "{base}"
+description = "LayerNorm with soft shrink-and-perturb"
+[[method]]
+name = "layernorm"
+[[method]]
+name = "snp"
+shrink = 0.99
+every = 1
+"""
+
+
+def test_an_agent_composes_methods_in_order_and_records_each(tmp_path, tiny_agent, tiny_env):
+    from rl_plasticity.specs import load_agent_spec
+    from rl_plasticity.specs.agent import check_composition
+
+    path = write_spec(tmp_path, "composed", COMPOSED.format(base=tiny_agent.name))
+    spec = load_agent_spec(path)
+    assert spec.method_name == "layernorm+snp"
+    run = train(tiny_env, path, seed=0, steps=1024, root=tmp_path / "runs")
+    assert run.status == "done"
+
+    from rl_plasticity.sb3 import FastPPO  # noqa: F401  (the tiny agent is PPO)
+
+    config = json.loads((run.path / "config.json").read_text())
+    assert [m["name"] for m in config["agent"]["method"]] == ["layernorm", "snp"]
+    model = PPO.load(run.path / "final_model.zip")
+    assert any(isinstance(m, torch.nn.LayerNorm) for m in model.policy.modules())
+    progress = (run.path / "progress.csv").read_text().splitlines()[0]
+    assert "method/policy/events" in progress
+    refused = [
+        ([{"name": "layernorm"}, {"name": "crelu"}], "one architecture method"),
+        ([{"name": "trac"}, {"name": "upgd"}], "one optimizer method"),
+        ([{"name": "snp"}, {"name": "snp"}], "each method once"),
+        ([{"name": "reset"}, {"name": "cbp"}], "reset does not compose"),
+        ([], "at least one"),
+    ]
+    for tables, message in refused:
+        with pytest.raises(ConfigError, match=message):
+            check_composition(tables)

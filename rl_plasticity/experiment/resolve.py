@@ -96,7 +96,7 @@ def resolve(
     :raises RunExistsError: if the run exists and neither ``resume`` nor ``restart`` is given
     :raises NoCheckpointError: if ``resume`` finds the run without a checkpoint
     """
-    env_spec = load_env_spec(env).for_seed(seed)
+    env_spec = load_env_spec(env)
     agent_spec = load_agent_spec(agent, overrides)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ConfigError("steps", steps, "a positive number of environment steps")
