@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -13,11 +12,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.nonstationary import NonstationaryWrapper, Piecewise
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ENVS_DIR = Path(__file__).resolve().parents[1] / "envs"
 
