@@ -135,22 +135,49 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _grid(args: argparse.Namespace) -> tuple[list[str], list[str], list[int], int, str]:
+    """The sweep's envs, agents, seeds, steps and group: from ``--study`` or the options.
+
+    :raises ConfigError: for an option missing, or given beside ``--study``
+    """
+    from rl_plasticity.specs.study import load_study_spec
+    from rl_plasticity.sweep import parse_seeds
+
+    grid = ("envs", "agents", "seeds", "steps", "group")
+    if args.study is not None:
+        for key in grid:
+            if getattr(args, key) is not None:
+                raise ConfigError(f"--{key}", getattr(args, key), "not with --study (it sets it)")
+        study = load_study_spec(args.study)
+        return study.envs, study.agents, study.seeds, study.steps, study.group
+    for key in ("envs", "agents", "steps"):
+        if getattr(args, key) is None:
+            raise ConfigError(f"--{key}", None, "required (or give --study)")
+    return (
+        [e for e in args.envs.split(",") if e],
+        [a for a in args.agents.split(",") if a],
+        parse_seeds(args.seeds if args.seeds is not None else "0"),
+        args.steps,
+        args.group if args.group is not None else "sweep",
+    )
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from rl_plasticity.overrides import parse_sets
-    from rl_plasticity.sweep import SweepProgress, parse_seeds, sweep
+    from rl_plasticity.sweep import SweepProgress, sweep
 
     try:
-        seeds = parse_seeds(args.seeds)
+        envs, agents, seeds, steps, group = _grid(args)
         overrides = parse_sets(args.set or [], grid=True)
         evaluation = _evaluation(args)
         with SweepProgress(enabled=not args.no_progress) as progress:
             result = sweep(
-                [e for e in args.envs.split(",") if e],
-                [a for a in args.agents.split(",") if a],
+                envs,
+                agents,
                 seeds,
-                args.steps,
+                steps,
                 root=args.root,
-                group=args.group,
+                group=group,
                 jobs=args.jobs,
                 backend=args.backend,
                 address=args.address,
@@ -175,6 +202,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from rl_plasticity.report import write_report
+    from rl_plasticity.specs.study import load_study_spec
     from rl_plasticity.sweep import parse_seeds
 
     if not Path(args.dir).is_dir():
@@ -192,10 +220,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
             agents=names(args.agents),
             seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
             unfinished=args.unfinished,
+            study=load_study_spec(args.study).test if args.study else None,
         )
     except ConfigError as e:
         return _error(str(e))
     print(report)
+    verdicts = report.parent / "verdicts.txt"
+    if args.study and verdicts.is_file():
+        print(verdicts.read_text(), end="")
     return EXIT_OK
 
 
@@ -322,12 +354,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sweep", help="train a grid of envs x agents x seeds", formatter_class=defaults
     )
-    p.add_argument("--envs", required=True, help="comma-separated env specs")
-    p.add_argument("--agents", required=True, help="comma-separated agent specs")
-    p.add_argument("--seeds", default="0", help="e.g. 0-4 or 0,2,5")
-    p.add_argument("--steps", type=_count("steps"), required=True, help="environment steps per run")
+    p.add_argument(
+        "--study",
+        default=None,
+        help="a study spec (name or .toml) giving envs, agents, seeds, steps and group; "
+        "options given beside it are refused",
+    )
+    p.add_argument("--envs", default=None, help="comma-separated env specs (required)")
+    p.add_argument("--agents", default=None, help="comma-separated agent specs (required)")
+    p.add_argument("--seeds", default=None, help="e.g. 0-4 or 0,2,5 (default: 0)")
+    p.add_argument(
+        "--steps", type=_count("steps"), default=None, help="environment steps per run (required)"
+    )
     p.add_argument("--root", type=Path, default=Path("runs"), help="folder of run groups")
-    p.add_argument("--group", default="sweep", help="this sweep's folder under --root")
+    p.add_argument(
+        "--group", default=None, help="this sweep's folder under --root (default: sweep)"
+    )
     p.add_argument(
         "--jobs", type=_count("jobs"), default=None, help="parallel runs (default: every core)"
     )
@@ -347,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--unfinished",
         action="store_true",
         help="also report interrupted and running runs, up to the step each reached",
+    )
+    p.add_argument(
+        "--study",
+        default=None,
+        help="a study spec (name or .toml): apply its pre-registered test and print the verdicts",
     )
     p.set_defaults(func=_cmd_report)
 

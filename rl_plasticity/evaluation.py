@@ -149,7 +149,7 @@ class EvalCallback(BaseCallback):
         :return: the rows written
         """
         if self._env is None:
-            self._env = self.env_spec.make(n_envs=1, start_step=step)
+            self._env = self.env_spec.make(n_envs=1, start_step=step, seed=self.seed)
         rows = [self._evaluate_at(model, step, target, pin) for target, pin in self.targets(step)]
         self._write(rows)
         self.last_step = step

@@ -269,9 +269,14 @@ def test_slippery_ant_is_the_papers_setting():
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
 def test_preset_parses_and_round_trips(path):
     data = tomllib.loads(path.read_text())
-    assert set(data) <= {"description", "env_id", "gym_id", "env_kwargs", "nonstationary"}
+    assert set(data) <= {"description", "env_id", "gym_id", "env_kwargs", "nonstationary", "base"}
     assert isinstance(data["description"], str) and "\n" not in data["description"]
-    assert data["gym_id"].startswith("rl_plasticity/")
+    if "base" in data:  # a variant of a preset: the merged spec is what runs
+        from rl_plasticity.specs import load_env_spec
+
+        data = {"nonstationary": load_env_spec(path).nonstationary.to_dict()}
+    else:
+        assert data["gym_id"].startswith("rl_plasticity/")
     config = NonstationaryConfig.from_dict(data["nonstationary"])
     assert config.drifts
     assert NonstationaryConfig.from_dict(config.to_dict()) == config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,11 +13,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.nonstationary.schedules import Piecewise
 from rl_plasticity.nonstationary.wrapper import NonstationaryWrapper
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ENVS_DIR = Path(__file__).resolve().parents[1] / "envs"
 
@@ -275,10 +269,10 @@ def test_dummy_vec_env_episode_end_with_fixed_length_episodes():
 
 @pytest.mark.parametrize("path", sorted(ENVS_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_preset_builds_and_steps(path):
-    data = tomllib.loads(path.read_text())
-    env = NonstationaryWrapper(
-        gym.make(data["env_id"], **data.get("env_kwargs", {})), data["nonstationary"]
-    )
+    from rl_plasticity.specs import load_env_spec
+
+    spec = load_env_spec(path)
+    env = NonstationaryWrapper(gym.make(spec.env_id, **spec.env_kwargs), spec.nonstationary, seed=0)
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     for _ in range(3):

@@ -100,7 +100,7 @@ def test_a_run_stopped_while_starting_is_interrupted_not_failed(tmp_path):
     path = tmp_path / "g" / "env__agent__s0"
     script = (
         "import pathlib, time\n"
-        "from rl_plasticity.experiment import write_status\n"
+        "from rl_plasticity.experiment.rundir import write_status\n"
         f"p = pathlib.Path({str(path)!r}); p.mkdir(parents=True)\n"
         "write_status(p, 'running', timestep=0)\n"
         "time.sleep(60)\n"

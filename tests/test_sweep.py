@@ -43,7 +43,7 @@ def test_run_killed_from_outside_is_marked_failed(tmp_path: Path) -> None:
     # The child writes "running" as experiment.train does, then dies by SIGKILL.
     script = (
         "import os, signal, pathlib\n"
-        f"from rl_plasticity.experiment import write_status\n"
+        f"from rl_plasticity.experiment.rundir import write_status\n"
         f"p = pathlib.Path({str(tmp_path / 'g' / 'env__agent__s0')!r}); p.mkdir(parents=True)\n"
         "write_status(p, 'running', timestep=40)\n"
         "print('training...', flush=True)\n"

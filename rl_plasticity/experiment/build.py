@@ -28,7 +28,7 @@ class RunSetupError(RuntimeError):
 
 
 def make_env_fn(
-    spec: EnvSpec, n_envs: int, start_step: int, in_worker: bool = False
+    spec: EnvSpec, n_envs: int, start_step: int, in_worker: bool = False, seed: int | None = None
 ) -> Callable[[], gym.Env]:
     """A picklable factory of one sub-env: the spec's env in a Monitor (episode returns).
 
@@ -36,19 +36,30 @@ def make_env_fn(
     :param n_envs: sub-envs stepping in lockstep
     :param start_step: global step of the first step
     :param in_worker: the env lives in a SubprocVecEnv worker (which then ignores SIGINT/SIGTERM)
+    :param seed: the run's seed (the schedule's, for ``schedule_seed = "run"``)
     """
 
     def make() -> gym.Env:
-        env = Monitor(spec.make(n_envs=n_envs, start_step=start_step))
+        env = Monitor(spec.make(n_envs=n_envs, start_step=start_step, seed=seed))
         return ResumableEnv(env, ignore_signals=in_worker)
 
     return make
 
 
-def make_vec_env(spec: EnvSpec, agent: AgentSpec, start_step: int = 0) -> VecEnv:
-    """The training VecEnv: SubprocVecEnv when ``n_envs > 1`` (unless the spec says dummy)."""
+def make_vec_env(
+    spec: EnvSpec, agent: AgentSpec, start_step: int = 0, seed: int | None = None
+) -> VecEnv:
+    """The training VecEnv: SubprocVecEnv when ``n_envs > 1`` (unless the spec says dummy).
+
+    :param spec: the env spec
+    :param agent: the agent spec
+    :param start_step: global step of the first step
+    :param seed: the run's seed (the schedule's, for ``schedule_seed = "run"``)
+    """
     use_subproc = agent.vec_env == "subproc" or (agent.vec_env == "auto" and agent.n_envs > 1)
-    fns = [make_env_fn(spec, agent.n_envs, start_step, use_subproc) for _ in range(agent.n_envs)]
+    fns = [
+        make_env_fn(spec, agent.n_envs, start_step, use_subproc, seed) for _ in range(agent.n_envs)
+    ]
     return SubprocVecEnv(fns) if use_subproc else DummyVecEnv(fns)
 
 
@@ -91,7 +102,7 @@ def build_model(agent: AgentSpec, env: VecEnv, seed: int, device: str) -> BaseAl
     """A new SB3 algorithm from the agent spec, initialised as the spec says."""
     cls = algorithm_class(agent.algorithm)
     policy, method_kwargs = (agent.policy, {})
-    if agent.method_name != "none":  # architecture and optimizer hooks are built with the policy
+    if agent.methods:  # architecture and optimizer hooks are built with the policy
         policy, method_kwargs = method_policy(cls, agent.policy, agent.method)
     model = cls(
         policy,
@@ -158,7 +169,7 @@ def build(
     """
     torch.set_num_threads(agent.torch_threads)
     try:
-        vec_env = make_vec_env(env, agent, start_step)
+        vec_env = make_vec_env(env, agent, start_step, seed)
         if checkpoint is None:
             return vec_env, build_model(agent, vec_env, seed, device)
         return vec_env, load_model(agent, checkpoint, vec_env, device, exact)

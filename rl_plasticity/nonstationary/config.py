@@ -5,19 +5,23 @@ Schema (every key optional except each drift's ``parameter`` and ``schedule``)::
     [nonstationary]
     apply_at = "episode_end"   # "episode_end" (the paper's: first episode end after a change is
                                # due) or "immediate" (the next step)
-    schedule_seed = 0          # seeds every piecewise draw; the env seed does not
+    schedule_seed = 0          # seeds every piecewise draw; "run": the run's seed (each seed its
+                               # own schedule, shared by every agent run with that seed)
     context_in_obs = false     # append the context values to the observation
     update_every = 1000        # linear/sinusoid schedules are re-evaluated every this many steps
 
     [[nonstationary.drift]]
     parameter = "friction"     # friction | gravity | body_mass | actuator_gear | joint_damping
+                               # | observation_permutation | action_permutation
     mode = "absolute"          # "scale" (multiplier of the env's own values, default) | "absolute"
     geoms = ["floor"]          # friction only; default every geom (see physics.py: max rule)
     bodies = ["torso"]         # body_mass only; default every body with a mass
+    signs = true               # permutations only: also flip a random sign per entry
     [nonstationary.drift.schedule]
     kind = "piecewise"         # piecewise | linear | sinusoid | constant
     every = 2_000_000          # piecewise: steps per segment
     sample = "log-uniform"     # piecewise: log-uniform | uniform (low, high) | cycle (values)
+                               # | permutation (the permutation drifts' only sample)
     low = 0.02
     high = 2.0
     # initial = 1.0            # piecewise: value of segment 0 instead of a draw
@@ -25,16 +29,20 @@ Schema (every key optional except each drift's ``parameter`` and ``schedule``)::
 
 Each parameter may drift at most once. Values must suit the parameter: friction, damping and gear
 ``>= 0``, mass ``> 0``, a gravity number ``>= 0`` (a multiplier or a magnitude); a gravity vector
-``[x, y, z]`` (in ``cycle`` values, ``initial`` or ``constant``) only in absolute mode.
+``[x, y, z]`` (in ``cycle`` values, ``initial`` or ``constant``) only in absolute mode. The
+permutation drifts (:mod:`.permutation`) take a piecewise schedule with ``sample = "permutation"``
+and no ``mode``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.nonstationary.permutation import TRANSFORMS
 from rl_plasticity.nonstationary.physics import MODES, PARAMETERS
 from rl_plasticity.nonstationary.schedules import (
     Linear,
@@ -49,7 +57,11 @@ from rl_plasticity.nonstationary.toml_reads import boolean, check_keys, choice, 
 
 APPLY_AT = ("episode_end", "immediate")
 TABLE_KEYS = ("apply_at", "schedule_seed", "context_in_obs", "update_every", "drift")
-DRIFT_KEYS = ("parameter", "mode", "schedule", "bodies", "geoms")
+DRIFT_KEYS = ("parameter", "mode", "schedule", "bodies", "geoms", "signs")
+#: Every drifting parameter: the physics setters' and the observation/action transforms.
+DRIFTING = PARAMETERS + TRANSFORMS
+#: ``schedule_seed = "run"``: the run's seed (see :meth:`NonstationaryConfig.for_seed`).
+RUN_SEED = "run"
 
 # Smallest value each parameter allows, and whether the bound itself is allowed.
 _LOWER_BOUND = {
@@ -58,6 +70,8 @@ _LOWER_BOUND = {
     "body_mass": (0.0, False),
     "actuator_gear": (0.0, True),
     "joint_damping": (0.0, True),
+    "observation_permutation": (0.0, True),
+    "action_permutation": (0.0, True),
 }
 
 
@@ -66,11 +80,13 @@ class Drift:
     """One parameter that changes on a schedule.
 
     :param parameter: one of ``friction``, ``gravity``, ``body_mass``, ``actuator_gear``,
-        ``joint_damping``
-    :param schedule: its schedule (values are multipliers in scale mode, absolute otherwise)
-    :param mode: ``"scale"`` or ``"absolute"``
+        ``joint_damping``, ``observation_permutation``, ``action_permutation``
+    :param schedule: its schedule (values are multipliers in scale mode, absolute otherwise; a
+        permutation's values are segment indices)
+    :param mode: ``"scale"`` or ``"absolute"`` (not used by the permutations)
     :param bodies: body names (``body_mass`` only; None: every body with a mass)
     :param geoms: geom names (``friction`` only; None: every geom)
+    :param signs: permutations only: flip a random sign per entry too
     """
 
     parameter: str
@@ -78,10 +94,20 @@ class Drift:
     mode: str = "scale"
     bodies: tuple[str, ...] | None = None
     geoms: tuple[str, ...] | None = None
+    signs: bool = True
+
+    @property
+    def transform(self) -> bool:
+        """Whether the drift transforms observations or actions rather than the physics."""
+        return self.parameter in TRANSFORMS
 
     def to_dict(self) -> dict:
         """The drift as a ``[[nonstationary.drift]]`` table."""
-        d: dict[str, Any] = {"parameter": self.parameter, "mode": self.mode}
+        d: dict[str, Any] = {"parameter": self.parameter}
+        if self.transform:
+            d["signs"] = self.signs
+        else:
+            d["mode"] = self.mode
         if self.bodies is not None:
             d["bodies"] = list(self.bodies)
         if self.geoms is not None:
@@ -98,7 +124,9 @@ class NonstationaryConfig:
     :param apply_at: ``"episode_end"`` (a due change waits for the next reset; the paper's) or
         ``"immediate"`` (it takes effect on the next step)
     :param schedule_seed: seed of every piecewise draw (drift ``i`` uses seed
-        ``(schedule_seed, i)``); independent of the env's seed
+        ``(schedule_seed, i)``); independent of the env's seed. ``"run"``: the run's seed, set by
+        :meth:`for_seed` (each seed its own schedule, as in Dohare et al. 2024, shared by every
+        agent run with that seed)
     :param context_in_obs: append the context values to the observation
     :param update_every: linear and sinusoid schedules are evaluated at multiples of this many
         global steps, so the MuJoCo model is written at most that often (1000 = once per
@@ -107,9 +135,23 @@ class NonstationaryConfig:
 
     drifts: tuple[Drift, ...] = ()
     apply_at: str = "episode_end"
-    schedule_seed: int = 0
+    schedule_seed: int | str = 0
     context_in_obs: bool = False
     update_every: int = 1000
+
+    @property
+    def per_run(self) -> bool:
+        """Whether the schedule seed is the run's (``schedule_seed = "run"``, not yet resolved)."""
+        return self.schedule_seed == RUN_SEED
+
+    def for_seed(self, seed: int) -> NonstationaryConfig:
+        """This config with ``schedule_seed = "run"`` replaced by ``seed`` (else unchanged).
+
+        :param seed: the run's seed
+        """
+        if not self.per_run:
+            return self
+        return dataclasses.replace(self, schedule_seed=int(seed))
 
     @classmethod
     def from_dict(cls, table: Mapping) -> NonstationaryConfig:
@@ -140,7 +182,7 @@ class NonstationaryConfig:
         return cls(
             drifts=tuple(drifts),
             apply_at=choice(table, "apply_at", "", APPLY_AT, default="episode_end"),
-            schedule_seed=integer(table, "schedule_seed", "", default=0),
+            schedule_seed=_schedule_seed(table),
             context_in_obs=boolean(table, "context_in_obs", "", default=False),
             update_every=integer(table, "update_every", "", default=1000, minimum=1),
         )
@@ -156,9 +198,21 @@ class NonstationaryConfig:
         }
 
 
+def _schedule_seed(table: Mapping) -> int | str:
+    if table.get("schedule_seed") == RUN_SEED:
+        return RUN_SEED
+    if isinstance(table.get("schedule_seed"), str):
+        raise ConfigError("schedule_seed", table["schedule_seed"], 'an integer >= 0, or "run"')
+    return integer(table, "schedule_seed", "", default=0)
+
+
 def _drift_from_dict(table: Any, key: str) -> Drift:
     check_keys(table, DRIFT_KEYS, key)
-    parameter = choice(table, "parameter", key, PARAMETERS)
+    parameter = choice(table, "parameter", key, DRIFTING)
+    if parameter in TRANSFORMS:
+        return _transform_from_dict(table, key, parameter)
+    if "signs" in table:
+        raise ConfigError(f"{key}.signs", table["signs"], "used only with the permutations")
     mode = choice(table, "mode", key, MODES, default="scale")
     bodies = names(table, "bodies", key)
     geoms = names(table, "geoms", key)
@@ -174,6 +228,26 @@ def _drift_from_dict(table: Any, key: str) -> Drift:
     except ConfigError as e:
         raise e.under(f"{key}.schedule") from None
     return Drift(parameter, schedule, mode, bodies, geoms)
+
+
+def _transform_from_dict(table: Any, key: str, parameter: str) -> Drift:
+    for other in ("mode", "bodies", "geoms"):
+        if other in table:
+            raise ConfigError(f"{key}.{other}", table[other], f"not used with {parameter}")
+    if "schedule" not in table:
+        raise ConfigError(f"{key}.schedule", None, "required: a [schedule] table with a kind")
+    try:
+        schedule = schedule_from_dict(table["schedule"])
+    except ConfigError as e:
+        raise e.under(f"{key}.schedule") from None
+    if not isinstance(schedule, Piecewise) or schedule.sample != "permutation":
+        raise ConfigError(
+            f"{key}.schedule",
+            table["schedule"],
+            f'for {parameter}: kind = "piecewise", sample = "permutation" and every',
+        )
+    signs = boolean(table, "signs", key, default=True)
+    return Drift(parameter, schedule, signs=signs)
 
 
 def _extremes(schedule: Schedule) -> list[tuple[str, Value]]:
@@ -192,6 +266,10 @@ def _extremes(schedule: Schedule) -> list[tuple[str, Value]]:
 
 
 def _check_values(schedule: Schedule, parameter: str, mode: str) -> None:
+    if isinstance(schedule, Piecewise) and schedule.sample == "permutation":
+        raise ConfigError(
+            "sample", "permutation", f"only for {' and '.join(TRANSFORMS)}, not {parameter}"
+        )
     bound, inclusive = _LOWER_BOUND[parameter]
     for key, value in _extremes(schedule):
         if isinstance(value, tuple):
@@ -223,8 +301,9 @@ def describe(config: NonstationaryConfig, n_values: int = 5) -> list[str]:
         "episode_end": "at the first episode end after it is due (the paper's rule)",
         "immediate": "immediately (on the next step)",
     }[config.apply_at]
+    seed = "the run's seed" if config.per_run else config.schedule_seed
     lines = [
-        f"changes take effect {when}; schedule seed {config.schedule_seed}"
+        f"changes take effect {when}; schedule seed {seed}"
         + ("; context appended to observations" if config.context_in_obs else "")
     ]
     if not config.drifts:
@@ -237,9 +316,15 @@ def describe(config: NonstationaryConfig, n_values: int = 5) -> list[str]:
             where = f" of {', '.join(drift.bodies)}"
         elif drift.geoms is not None:
             where = f" of {', '.join(drift.geoms)}"
-        unit = "x the env's own value" if drift.mode == "scale" else "absolute"
+        if drift.transform:
+            unit = "a new random permutation" + (" and signs" if drift.signs else "")
+        else:
+            unit = "x the env's own value" if drift.mode == "scale" else "absolute"
         lines.append(f"{drift.parameter}{where} ({unit}): {_schedule_words(drift.schedule)}")
-        for step, value in first_values(drift.schedule, (config.schedule_seed, i), n_values):
+        if drift.transform:
+            continue
+        example_seed = 0 if config.per_run else config.schedule_seed
+        for step, value in first_values(drift.schedule, (example_seed, i), n_values):
             lines.append(f"  from step {step:>12,}: {_format_value(value)}")
     return lines
 
@@ -248,6 +333,8 @@ def _schedule_words(schedule: Schedule) -> str:
     if isinstance(schedule, Piecewise):
         if schedule.sample == "cycle":
             how = f"cycles through {len(schedule.values)} values"
+        elif schedule.sample == "permutation":
+            how = "each segment its own"
         else:
             how = f"{schedule.sample} in [{schedule.low:g}, {schedule.high:g}]"
         return f"new value every {schedule.every:,} steps, {how}"

@@ -35,7 +35,7 @@ from rl_plasticity.nonstationary.toml_reads import check_keys, choice, integer, 
 Value = float | tuple[float, ...]
 Seed = int | Sequence[int]
 
-SAMPLES = ("log-uniform", "uniform", "cycle")
+SAMPLES = ("log-uniform", "uniform", "cycle", "permutation")
 
 
 def _seed_words(seed: Seed) -> list[int]:
@@ -47,8 +47,10 @@ class Piecewise:
     """A constant value per segment of ``every`` steps; a new value at each segment start.
 
     :param every: segment length in global steps (>= 1)
-    :param sample: ``"log-uniform"`` or ``"uniform"`` (draw from ``[low, high]``), or ``"cycle"``
-        (segment ``k`` takes ``values[k % len(values)]``)
+    :param sample: ``"log-uniform"`` or ``"uniform"`` (draw from ``[low, high]``), ``"cycle"``
+        (segment ``k`` takes ``values[k % len(values)]``), or ``"permutation"`` (the value is the
+        segment index ``k``, from which the permutation drifts draw segment ``k``'s permutation:
+        see :mod:`.permutation`)
     :param low: lower end of the range (``log-uniform`` needs ``low > 0``)
     :param high: upper end of the range
     :param values: the values to cycle through
@@ -79,6 +81,8 @@ class Piecewise:
             return self.initial
         if self.sample == "cycle":
             return self.values[k % len(self.values)]
+        if self.sample == "permutation":
+            return float(k)
         rng = np.random.default_rng([*_seed_words(seed), k])
         if self.sample == "log-uniform":
             return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
@@ -101,7 +105,7 @@ class Piecewise:
         d: dict = {"kind": self.kind, "every": self.every, "sample": self.sample}
         if self.sample == "cycle":
             d["values"] = [_plain(v) for v in self.values]
-        else:
+        elif self.sample != "permutation":
             d["low"], d["high"] = self.low, self.high
         if self.initial is not None:
             d["initial"] = _plain(self.initial)
@@ -293,6 +297,11 @@ def schedule_from_dict(table: Mapping) -> Schedule:
             raise ConfigError("values", raw, 'a non-empty list of values for sample = "cycle"')
         values = tuple(_value(v, f"values[{i}]") for i, v in enumerate(raw))
         return Piecewise(every=every, sample=sample, values=values, initial=initial)
+    if sample == "permutation":
+        for key in ("low", "high", "values", "initial"):
+            if key in table:
+                raise ConfigError(key, table[key], 'not used with sample = "permutation"')
+        return Piecewise(every=every, sample=sample)
     if "values" in table:
         raise ConfigError(
             "values", table["values"], f'used only with sample = "cycle", not {sample!r}'

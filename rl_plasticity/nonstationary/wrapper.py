@@ -1,5 +1,8 @@
 """The wrapper: when to ask the schedules, when to write the physics, where to report the context.
 
+Besides the physics, a drift may permute (and sign-flip) the observation or action vector
+(:mod:`.permutation`); the wrapper applies those transforms on every step and reset.
+
 Global step without messages: all sub-envs of a VecEnv step in lockstep, so sub-env ``j`` of
 ``n_envs`` knows the global step from its own step count alone,
 ``global_step = start_step + n_envs * steps_taken`` (SB3's ``num_timesteps`` after the same step).
@@ -24,6 +27,7 @@ import numpy as np
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.nonstationary.config import NonstationaryConfig, context_keys
+from rl_plasticity.nonstationary.permutation import SignedPermutation
 from rl_plasticity.nonstationary.physics import make_setter
 from rl_plasticity.nonstationary.schedules import Linear, Piecewise, change_count
 
@@ -43,7 +47,9 @@ class NonstationaryWrapper(gym.Wrapper):
     :param n_envs: number of sub-envs stepping in lockstep with this one (a VecEnv's ``num_envs``)
     :param start_step: global step of this env's first step (the model's ``num_timesteps`` when
         resuming)
-    :raises ConfigError: on a bad table, or a body or geom name the model does not have
+    :param seed: the run's seed, for ``schedule_seed = "run"`` (each seed its own schedule)
+    :raises ConfigError: on a bad table, a body or geom name the model does not have, a
+        permutation of a space it cannot permute, or ``schedule_seed = "run"`` without ``seed``
     """
 
     def __init__(
@@ -53,10 +59,17 @@ class NonstationaryWrapper(gym.Wrapper):
         *,
         n_envs: int = 1,
         start_step: int = 0,
+        seed: int | None = None,
     ) -> None:
         super().__init__(env)
         if not isinstance(config, NonstationaryConfig):
             config = NonstationaryConfig.from_dict(config)
+        if config.per_run:
+            if seed is None:
+                raise ConfigError(
+                    "schedule_seed", "run", "needs the run's seed: NonstationaryWrapper(..., seed=)"
+                )
+            config = config.for_seed(seed)
         if n_envs < 1:
             raise ConfigError("n_envs", n_envs, "an integer >= 1")
         model = getattr(env.unwrapped, "model", None)
@@ -64,11 +77,16 @@ class NonstationaryWrapper(gym.Wrapper):
             raise TypeError(f"{env.unwrapped!r} has no MuJoCo model (env.unwrapped.model)")
         self.config = config
         self._setters = []
+        self._obs_perm: SignedPermutation | None = None
+        self._action_perm: SignedPermutation | None = None
         for i, drift in enumerate(config.drifts):
             try:
-                setter = make_setter(
-                    drift.parameter, model, drift.mode, bodies=drift.bodies, geoms=drift.geoms
-                )
+                if drift.transform:
+                    setter = self._permutation(drift.parameter, (config.schedule_seed, i), drift)
+                else:
+                    setter = make_setter(
+                        drift.parameter, model, drift.mode, bodies=drift.bodies, geoms=drift.geoms
+                    )
             except ConfigError as e:
                 raise e.under(f"drift[{i}]") from None
             self._setters.append(setter)
@@ -95,6 +113,25 @@ class NonstationaryWrapper(gym.Wrapper):
                 high=np.concatenate([space.high, extra]),
                 dtype=space.dtype,
             )
+
+    def _permutation(self, parameter: str, seed: tuple, drift: Any) -> SignedPermutation:
+        """The permutation of observations or actions; their space must allow it: a flat Box whose
+        entries share one range (symmetric when signs flip), so every permutation keeps it."""
+        is_obs = parameter == "observation_permutation"
+        space = self.env.observation_space if is_obs else self.env.action_space
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise ConfigError("parameter", parameter, "only for a flat Box space")
+        low, high = space.low, space.high
+        if not (np.all(low == low[0]) and np.all(high == high[0])):
+            raise ConfigError("parameter", parameter, "only for a Box whose entries share a range")
+        if drift.signs and not np.all(low == -high):
+            raise ConfigError("signs", True, f"only for a symmetric range (low = -high): {space}")
+        transform = SignedPermutation(parameter, space.shape[0], seed, drift.signs)
+        if is_obs:
+            self._obs_perm = transform
+        else:
+            self._action_perm = transform
+        return transform
 
     # -- schedule state ---------------------------------------------------------------------
 
@@ -148,7 +185,11 @@ class NonstationaryWrapper(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
         """Step the env; report the context the step ran with; apply a due change if immediate."""
+        if self._action_perm is not None:
+            action = self._action_perm.action(action)
         obs, reward, terminated, truncated, info = self.env.step(action)
+        if self._obs_perm is not None:
+            obs = self._obs_perm.observation(obs)
         step = self._global_step = self._global_step + self._n_envs
         context = self._context.copy()
         context["global_step"] = step
@@ -166,6 +207,8 @@ class NonstationaryWrapper(gym.Wrapper):
         if self._global_step >= self._next_due:
             self._apply(self._global_step)
         obs, info = self.env.reset(seed=seed, options=options)
+        if self._obs_perm is not None:
+            obs = self._obs_perm.observation(obs)
         context = self._context.copy()
         context["global_step"] = self._global_step
         info["context"] = context

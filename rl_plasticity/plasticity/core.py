@@ -25,18 +25,20 @@ from torch import nn
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity.init import reinit_linear_, uniform
 from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.seeding import derive_seed, torch_seed
 from rl_plasticity.validate import check_bool, check_int
 
 
 def new_generator(seed: int | None) -> torch.Generator:
     """A CPU generator for a method's own draws.
 
-    :param seed: its seed; ``None`` draws one from torch's global generator, so a run seeded the
-        usual way (``torch.manual_seed``, SB3's ``set_random_seed``) is reproducible
+    :param seed: its seed; ``None`` derives one from the seed torch's global generator was seeded
+        with (``torch.manual_seed``, SB3's ``set_random_seed``), without drawing from that
+        generator: attaching a method does not shift the random stream of the policy it acts on
     :return: the generator
     """
     if seed is None:
-        seed = int(torch.randint(0, 2**62, (1,)))
+        seed = derive_seed(torch_seed(), "method")
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator

@@ -250,7 +250,8 @@ class Method:
             activation -> Linear chains inside ``nn.Sequential`` containers)
         :param optimizer: its optimizer, or None (then no step hook is installed: call the hooks
             yourself)
-        :param seed: seed of the method's generator; None draws one from torch's global generator
+        :param seed: seed of the method's generator; None derives one from torch's seed
+            (:func:`~rl_plasticity.plasticity.core.new_generator`)
         :param layers: its hidden layers; None: found by ``find_hidden_layers(module, heads)``
         :param heads: for ``find_hidden_layers``: Linears outside a Sequential that read its last
             layer

@@ -95,7 +95,8 @@ def drift_values(run: Run, steps: np.ndarray) -> dict[str, np.ndarray]:
 
     changes = np.asarray(change_steps(run))
     update_every = int(table.get("update_every", 1000))
-    seed = int(table.get("schedule_seed", 0))
+    seed = table.get("schedule_seed", 0)
+    seed = run.seed if seed == "run" else int(seed)  # "run": each run's seed draws its schedule
     out: dict[str, np.ndarray] = {}
     for i, drift in enumerate(table["drift"]):
         schedule = schedule_from_dict(drift["schedule"])

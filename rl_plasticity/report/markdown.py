@@ -51,6 +51,8 @@ from rl_plasticity.report.tables import (
     reset_reference,
     write_csv,
 )
+from rl_plasticity.report.verdicts import study_section
+from rl_plasticity.specs.study import StudyTest
 
 #: Longest failure reason shown in the report (the full one is in the run's status.json).
 REASON_CHARS = 300
@@ -248,6 +250,16 @@ def _metric_table(runs: list[Run], csv_path: Path) -> list[str]:
 
 
 def _improvement_section(runs: list[Run], out_dir: Path, colors: dict[str, str]) -> list[str]:
+    envs = by_attribute(runs, "env_label")
+    fewest = min((len(r) for r in by_attribute(runs, "label").values()), default=0)
+    if len(envs) < 2 or fewest < MIN_SEEDS_FOR_CI:
+        return [
+            "Performance profiles and the probability of improvement are not shown: across "
+            f"{len(envs)} environment(s) with as few as {fewest} seed(s) per agent they are "
+            f"degenerate (they need 2 or more environments and {MIN_SEEDS_FOR_CI} or more seeds "
+            "per agent; with one environment the last phase alone would decide them).",
+            "",
+        ]
     references = {
         env: ref
         for env, env_runs in by_attribute(runs, "env_label").items()
@@ -300,6 +312,7 @@ def write_report(
     agents: Iterable[str] | None = None,
     seeds: Iterable[int] | None = None,
     unfinished: bool = False,
+    study: StudyTest | None = None,
 ) -> Path:
     """Write PNG figures, CSV tables and ``report.md`` for the runs below ``run_root``.
 
@@ -315,6 +328,8 @@ def write_report(
     :param seeds: only these seeds
     :param unfinished: also use interrupted and running runs (up to the step each reached; the
         report lists them and says so); by default figures and tables use finished runs only
+    :param study: a study's pre-registered test: its section and verdict lines are added (the
+        verdicts also to ``verdicts.txt``, one per line)
     :return: path of ``report.md``
     :raises ConfigError: a filter value that matches no run
     """
@@ -345,6 +360,12 @@ def write_report(
     ]
     if warnings:
         lines += ["**Warnings**", "", *[f"- {w}" for w in warnings], ""]
+    verdicts_file = out_dir / "verdicts.txt"
+    verdicts_file.unlink(missing_ok=True)
+    if study is not None:
+        section, verdicts = study_section(used, study, out_dir, colors_for(r.agent for r in runs))
+        lines += section
+        verdicts_file.write_text("".join(f"{v}\n" for v in verdicts))
     for env, env_runs in by_attribute(used, "env_label").items():
         lines += _env_section(env, env_runs, out_dir, colors)
     lines += _improvement_section(used, out_dir, colors)

@@ -74,9 +74,12 @@ class Run:
 
     @property
     def method(self) -> str:
-        """The plasticity method's name from the resolved agent spec (``none`` when none)."""
+        """The plasticity method's name from the resolved agent spec (``none`` when none; ``a+b``
+        for several methods in one agent)."""
         method = self.config.get("agent", {}).get("method", {})
-        return str(method.get("name", "none")) if isinstance(method, dict) else "none"
+        tables = method if isinstance(method, list) else [method]
+        names = [str(t.get("name", "none")) for t in tables if isinstance(t, dict)]
+        return "+".join(n for n in names if n != "none") or "none"
 
     @property
     def is_reset_agent(self) -> bool:

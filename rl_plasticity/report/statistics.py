@@ -317,3 +317,95 @@ def min_max_normalize(scores: Sequence[np.ndarray]) -> list[np.ndarray]:
     if high == low:
         return [np.where(np.isnan(s), np.nan, 0.5) for s in scores]
     return [(np.asarray(s, dtype=float) - low) / (high - low) for s in scores]
+
+
+def end_of_phase_by_steps(
+    phases: np.ndarray, returns: np.ndarray, steps: np.ndarray, fraction: float = 0.2
+) -> dict[int, float]:
+    """Mean return of the episodes that end in the last ``fraction`` of each phase's steps.
+
+    A phase's steps run from the end of the previous phase's last episode (0 for the first) to
+    the end of its own last episode; an episode belongs to the phase it ran in. Unlike
+    :func:`end_of_phase_values` (a share of the episodes), the window is fixed in steps, so an
+    agent whose episodes are long is averaged over as many steps as one whose episodes are short.
+    A last phase shorter than half the median phase is left out (the run stopped just after a
+    change).
+
+    :param phases: phase of each episode
+    :param returns: return of each episode
+    :param steps: step at which each episode ended, increasing
+    :param fraction: the window's share of the phase's steps, in (0, 1]
+    :return: phase -> mean return (phases with no episode in their window are left out)
+    """
+    seen = [int(p) for p in np.unique(phases[~np.isnan(phases)])]
+    ends = [float(np.max(steps[phases == p])) for p in seen]
+    starts = [0.0, *ends[:-1]]
+    lengths = np.subtract(ends, starts)
+    if len(seen) > 1 and lengths[-1] < 0.5 * np.median(lengths[:-1]):
+        seen = seen[:-1]
+    out = {}
+    for i, phase in enumerate(seen):
+        inside = (phases == phase) & (steps > ends[i] - fraction * lengths[i])
+        if np.any(inside):
+            out[phase] = float(np.mean(returns[inside]))
+    return out
+
+
+@dataclass(frozen=True)
+class TInterval:
+    """A mean over seeds with its Student-t confidence interval.
+
+    :param mean: the mean
+    :param low: lower end (nan with fewer than 2 values)
+    :param high: upper end
+    :param n: number of values
+    """
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        if math.isnan(self.low):
+            return f"{self.mean:+.1f} (n={self.n})"
+        return f"{self.mean:+.1f} [{self.low:+.1f}, {self.high:+.1f}]"
+
+    @property
+    def sign(self) -> int:
+        """+1 when the interval lies above 0, -1 below, 0 when it holds 0 (or is undefined)."""
+        if math.isnan(self.low):
+            return 0
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+
+def t_interval(values: Iterable[float], level: float = 0.95) -> TInterval:
+    """Mean of per-seed values with a Student-t interval (``scipy.stats.t``), nan dropped.
+
+    For paired per-seed differences this is the paired t-test's interval: it lies above 0 exactly
+    when the two-sided paired t-test at ``1 - level`` finds the mean difference positive.
+
+    :param values: one number per seed
+    :param level: confidence level
+    :return: the interval
+    """
+    x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+    if x.size == 0:
+        return TInterval(math.nan, math.nan, math.nan, 0)
+    mean = float(np.mean(x))
+    if x.size < 2:
+        return TInterval(mean, math.nan, math.nan, 1)
+    sem = float(np.std(x, ddof=1)) / math.sqrt(x.size)
+    half = float(stats.t.ppf(0.5 + level / 2, df=x.size - 1)) * sem
+    return TInterval(mean, mean - half, mean + half, int(x.size))
+
+
+def slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of ``y`` on ``x`` (nan with fewer than 2 points).
+
+    :param x: e.g. phase indices
+    :param y: e.g. per-phase differences
+    """
+    if len(x) < 2:
+        return math.nan
+    return float(stats.linregress(np.asarray(x, float), np.asarray(y, float)).slope)

@@ -36,14 +36,14 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from rl_plasticity.plasticity.protocol import Method, make_method, method_class
 from rl_plasticity.sb3.carried_state import carry_state
 from rl_plasticity.sb3.layer_names import layer_labels
 from rl_plasticity.sb3.networks import NetworkGroup, network_groups, sb3_reinit, sync_targets
 from rl_plasticity.sb3.policies import changes_policy
+from rl_plasticity.seeding import derive_seed, torch_seed
 from rl_plasticity.validate import check_optional_int
 
 
@@ -90,8 +90,10 @@ class MethodCallback(BaseCallback):
     """Drive a registered plasticity method on every network an SB3 algorithm trains.
 
     :param method: the method's registered name (``"cbp"``) or class
-    :param seed: seed of the instances' generators (network i gets seed + i); ``None`` draws one
-        from torch's global generator at the first attach (SB3 seeds it with the model's seed)
+    :param seed: seed of the instances' generators (network i gets seed + i); ``None`` derives
+        one from the model's seed (or, for an unseeded model, from torch's initial seed) at the
+        first attach, without drawing from any global generator: agents run with one seed share
+        every random number until a method acts
     :param verbose: SB3 verbosity
     :param settings: the method's settings (the keyword parameters of its ``__init__``)
     :raises ConfigError: for an unknown method, an unknown setting or a value not allowed
@@ -128,10 +130,11 @@ class MethodCallback(BaseCallback):
         saved = carry_state(self.model, f"method/{self.method_class.name}", self.state_dict)
         if saved is not None and self._pending is None:
             self.load_state_dict(saved)
-        if self.seed is None:
-            self.seed = int(torch.randint(0, 2**31, (1,)))
-        carried = getattr(self.model.policy, "method_spec", {}).get("name")
-        if changes_policy(self.template) and carried != self.method_class.name:
+        if self.seed is None:  # from the model's seed: never a draw from a global stream
+            base = self.model.seed if self.model.seed is not None else torch_seed()
+            self.seed = derive_seed(int(base), "method") % 2**31
+        carried = getattr(self.model.policy, "method_names", [])
+        if changes_policy(self.template) and self.method_class.name not in carried:
             raise ValueError(
                 f"{self.label} changes the architecture or the optimizer, which must be built "
                 "with the policy: build the model with the policy and policy_kwargs from "
@@ -276,3 +279,40 @@ class MethodCallback(BaseCallback):
         """Load each network's state."""
         for name, method in self.methods.items():
             method.load_state_dict(cores[name])
+
+
+class MethodCallbacks(CallbackList):
+    """Several methods on one model (an agent spec's ``[[method]]`` list), in their listed order:
+    SB3 calls each hook of each method callback in that order, so at an optimizer step their
+    hooks run in the order the methods were attached (listed).
+
+    :param callbacks: one :class:`MethodCallback` per method
+    """
+
+    def __init__(self, callbacks: list[MethodCallback]) -> None:
+        super().__init__(list(callbacks))
+        self.callbacks: list[MethodCallback]
+
+    @property
+    def label(self) -> str:
+        """The methods' class names joined with ``+`` (``LayerNorm+ShrinkPerturb``)."""
+        return "+".join(c.label for c in self.callbacks)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Each method callback's :meth:`MethodCallback.state_dict`, in order.
+
+        :return: ``{"methods": [state, ...]}``
+        """
+        return {"methods": [c.state_dict() for c in self.callbacks]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict`.
+
+        :param state: the saved state of the same methods in the same order
+        :raises ValueError: for a state of another number of methods
+        """
+        states = state.get("methods")
+        if not isinstance(states, list) or len(states) != len(self.callbacks):
+            raise ValueError(f"{self.label}: the saved state is not of these methods")
+        for callback, saved in zip(self.callbacks, states, strict=True):
+            callback.load_state_dict(saved)

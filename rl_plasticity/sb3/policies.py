@@ -15,11 +15,15 @@ Then ``wrap_optimizer`` gets each optimizer. Use :func:`method_policy`::
 
     policy, kwargs = method_policy(PPO, "MlpPolicy", {"name": "layernorm"})
     model = PPO(policy, env, policy_kwargs={**kwargs, "net_arch": [64, 64]})
+
+``method`` may also be a list of method tables (an agent spec's ``[[method]]``, e.g. LayerNorm
+with shrink-and-perturb): each builds the network in list order, then each wraps the optimizer
+in list order (:func:`rl_plasticity.specs.agent.check_composition` allows at most one of each).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -31,12 +35,25 @@ from torch import nn
 
 from rl_plasticity.plasticity.protocol import Method, implements, make_method
 
+MethodSpec = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
-def _method(spec: Mapping[str, Any] | None) -> Method | None:
-    if not spec:
-        return None
-    settings = {k: v for k, v in spec.items() if k != "name"}
-    return make_method(spec["name"], settings)
+
+def method_specs(spec: MethodSpec | None) -> list[dict[str, Any]]:
+    """The method tables of a ``method`` policy keyword or agent spec entry: one table or a list
+    of them (``name = "none"`` and empty tables left out).
+
+    :param spec: ``{"name": ..., <settings>}``, a list of such tables, or None
+    :return: the tables, in order
+    """
+    tables = [spec] if isinstance(spec, Mapping) else list(spec or [])
+    return [dict(t) for t in tables if t and t.get("name", "none") != "none"]
+
+
+def _methods(spec: MethodSpec | None) -> list[Method]:
+    return [
+        make_method(t["name"], {k: v for k, v in t.items() if k != "name"})
+        for t in method_specs(spec)
+    ]
 
 
 def changes_policy(method: Method) -> bool:
@@ -50,31 +67,38 @@ def changes_policy(method: Method) -> bool:
 
 
 class _MethodMixin:
-    """Takes the ``method`` policy keyword, builds the method, saves the keyword with the model.
+    """Takes the ``method`` policy keyword, builds the methods, saves the keyword with the model.
 
     :param args: the SB3 policy's positional arguments
-    :param method: ``{"name": <registered name>, <settings>}``, or None for none
+    :param method: ``{"name": <registered name>, <settings>}``, a list of them (applied in
+        order), or None for none
     :param kwargs: the SB3 policy's keyword arguments
     """
 
-    plasticity_method: Method | None
-    method_spec: dict[str, Any]
+    plasticity_methods: list[Method]
+    method_spec: dict[str, Any] | list[dict[str, Any]]
 
-    def __init__(self, *args: Any, method: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, method: MethodSpec | None = None, **kwargs: Any) -> None:
         # Before nn.Module.__init__: plain attributes only (SB3 builds the nets in __init__).
-        self.method_spec = dict(method or {})
-        self.plasticity_method = _method(self.method_spec)
+        tables = method_specs(method)
+        self.method_spec = tables if isinstance(method, Sequence) else (tables or [{}])[0]
+        self.plasticity_methods = _methods(tables)
         super().__init__(*args, **kwargs)
 
+    @property
+    def method_names(self) -> list[str]:
+        """The registered names of the methods this policy carries, in order."""
+        return [type(m).name for m in self.plasticity_methods]
+
     def _built(self, module: nn.Module) -> nn.Module:
-        if self.plasticity_method is None:
-            return module
-        return self.plasticity_method.build_network(module)
+        for method in self.plasticity_methods:
+            module = method.build_network(module)
+        return module
 
     def _wrapped(self, optimizer: Any) -> Any:
-        if self.plasticity_method is None:
-            return optimizer
-        return self.plasticity_method.wrap_optimizer(optimizer)
+        for method in self.plasticity_methods:
+            optimizer = method.wrap_optimizer(optimizer)
+        return optimizer
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "method": self.method_spec}
@@ -88,15 +112,14 @@ class MethodActorCriticPolicy(_MethodMixin, ActorCriticPolicy):
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
-        method = self.plasticity_method
-        if method is None:
-            return
-        if implements(method, "build_network"):
+        builders = [m for m in self.plasticity_methods if implements(m, "build_network")]
+        for method in builders:
             if method.build_network(self) is not self:
                 raise TypeError(
                     f"{type(method).__name__}.build_network must change SB3's policy in place "
                     "and return it"
                 )
+        if builders:
             self.optimizer = self.optimizer_class(
                 self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
             )
@@ -156,7 +179,7 @@ METHOD_POLICIES: dict[type[BasePolicy], type[BasePolicy]] = {
 
 
 def method_policy(
-    algorithm: type[BaseAlgorithm], policy: str | type[BasePolicy], method: Mapping[str, Any]
+    algorithm: type[BaseAlgorithm], policy: str | type[BasePolicy], method: MethodSpec
 ) -> tuple[str | type[BasePolicy], dict[str, Any]]:
     """The policy class and ``policy_kwargs`` that build ``algorithm``'s networks with ``method``.
 
@@ -165,18 +188,21 @@ def method_policy(
 
     :param algorithm: the SB3 algorithm class (PPO, A2C, SAC, TD3, DQN, or a subclass)
     :param policy: ``"MlpPolicy"`` or the policy class
-    :param method: ``{"name": <registered name>, <settings>}``
+    :param method: ``{"name": <registered name>, <settings>}``, or a list of them
     :return: ``(policy, extra policy_kwargs)``
     :raises ConfigError: for an unknown method or setting
     :raises TypeError: for a policy class with no method-carrying subclass here
     """
-    if not changes_policy(_method(method)):  # type: ignore[arg-type]
+    methods = _methods(method)
+    if not any(changes_policy(m) for m in methods):
         return policy, {}
     base = algorithm.policy_aliases.get(policy, policy) if isinstance(policy, str) else policy
     if base not in METHOD_POLICIES:
         known = ", ".join(cls.__name__ for cls in METHOD_POLICIES)
+        names = "+".join(type(m).name for m in methods)
         raise TypeError(
-            f"{method['name']} changes the architecture or optimizer, which needs one of the "
+            f"{names} changes the architecture or optimizer, which needs one of the "
             f"policies {known}; got {getattr(base, '__name__', base)}"
         )
-    return METHOD_POLICIES[base], {"method": dict(method)}
+    spec = method_specs(method)
+    return METHOD_POLICIES[base], {"method": spec if not isinstance(method, Mapping) else spec[0]}

@@ -42,7 +42,11 @@ AGENT_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "hyperparameters": (dict, "a table of the SB3 algorithm's keyword arguments"),
     "policy_kwargs": (dict, "a table of policy keyword arguments (net_arch, activation, ...)"),
     "optimizer": (dict, "a table with 'name' and the optimizer's keyword arguments"),
-    "method": (dict, "a table with 'name' and the plasticity method's settings"),
+    "method": (
+        (dict, list),
+        "a table with 'name' and the plasticity method's settings, or a list of such tables "
+        "([[method]]: several methods, applied in order)",
+    ),
     "metrics": (dict, "a table of PlasticityMetrics settings, or enabled = false"),
 }
 
@@ -67,7 +71,9 @@ class AgentSpec:
         :data:`ACTIVATIONS`
     :param optimizer: ``name`` (a key of ``rl_plasticity.plasticity.optimizers.OPTIMIZERS``) and
         its kwargs
-    :param method: ``name`` (``none`` or a registered method's name) and its settings
+    :param method: ``name`` (``none`` or a registered method's name) and its settings; or a list
+        of such tables, several methods composed in their listed order (see
+        :func:`check_composition`)
     :param metrics: PlasticityMetrics settings; ``enabled = false`` turns the callback off
     """
 
@@ -85,13 +91,19 @@ class AgentSpec:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     optimizer: dict[str, Any] = field(default_factory=dict)
-    method: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    method: dict[str, Any] | list[dict[str, Any]] = field(default_factory=lambda: {"name": "none"})
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def methods(self) -> list[dict[str, Any]]:
+        """The method tables, in order (empty when there is none)."""
+        tables = self.method if isinstance(self.method, list) else [self.method]
+        return [t for t in tables if t.get("name", "none") != "none"]
+
+    @property
     def method_name(self) -> str:
-        """The plasticity method's name (``none`` when there is none)."""
-        return str(self.method.get("name", "none"))
+        """The plasticity method's name, ``a+b`` for several (``none`` when there is none)."""
+        return "+".join(str(t["name"]) for t in self.methods) or "none"
 
     @property
     def metrics_enabled(self) -> bool:
@@ -99,19 +111,26 @@ class AgentSpec:
         return bool(self.metrics.get("enabled", True))
 
     def make_method_callback(self) -> Any:
-        """A fresh ``MethodCallback`` of the spec's plasticity method, or None for ``none``.
+        """A fresh ``MethodCallback`` of the spec's plasticity method, or None for ``none``; for
+        several methods one :class:`~rl_plasticity.sb3.callbacks.MethodCallbacks` of their
+        callbacks.
 
         :raises ConfigError: for a setting the method does not allow (key under ``method``)
         """
-        from rl_plasticity.sb3.callbacks import MethodCallback
+        from rl_plasticity.sb3.callbacks import MethodCallback, MethodCallbacks
 
-        if self.method_name == "none":
+        callbacks = []
+        for i, table in enumerate(self.methods):
+            settings = {k: v for k, v in table.items() if k != "name"}
+            try:
+                callbacks.append(MethodCallback(table["name"], **settings))
+            except ConfigError as e:
+                raise e.under(
+                    "method" if isinstance(self.method, dict) else f"method[{i}]"
+                ) from None
+        if not callbacks:
             return None
-        settings = {k: v for k, v in self.method.items() if k != "name"}
-        try:
-            return MethodCallback(self.method_name, **settings)
-        except ConfigError as e:
-            raise e.under("method") from None
+        return callbacks[0] if isinstance(self.method, dict) else MethodCallbacks(callbacks)
 
     def make_metrics(self, csv_path: Path | None) -> Any:
         """A fresh PlasticityMetrics callback writing ``csv_path``, or None when disabled.
@@ -186,6 +205,75 @@ def _check_optimizer_builds(settings: dict[str, Any], optimizer: type) -> None:
         raise ConfigError("optimizer", kwargs, f"refused by {optimizer.__name__}: {e}") from None
 
 
+def _method_tables(raw: Any, registry: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:
+    """The checked ``[method]`` table, or the list of ``[[method]]`` tables."""
+    if isinstance(raw, dict):
+        table = {"name": "none", **raw}
+        check_named_table(table, "method", registry, extra=("none",))
+        return table
+    tables = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ConfigError(f"method[{i}]", item, "a table with 'name' and the method's settings")
+        check_named_table(dict(item), f"method[{i}]", registry)
+        tables.append(dict(item))
+    check_composition(tables)
+    return tables
+
+
+def check_composition(tables: list[dict[str, Any]]) -> None:
+    """Refuse a list of methods that cannot work together.
+
+    Composition order: every method's architecture hook builds the network in list order, then
+    each optimizer hook wraps the optimizer in list order, then at every optimizer step the
+    loss terms, ``before_step`` and ``after_step`` hooks run method by method in list order, and
+    at an environment change each method's ``on_context_change`` in list order. Refused: an empty
+    list, a method listed twice, two methods that change the architecture (their changes would
+    depend on each other's), two that replace the optimizer (only one optimizer can train the
+    network), and ``reset`` with another method (the fresh network would drop the other's
+    architecture-independent state at every change).
+
+    :param tables: the ``[[method]]`` tables, each with a registered ``name``
+    :raises ConfigError: naming the offending entry
+    """
+    from rl_plasticity.plasticity.protocol import implements, make_method
+
+    if not tables:
+        raise ConfigError("method", [], "at least one [[method]] table")
+    seen: dict[str, int] = {}
+    builders: list[int] = []
+    optimizers: list[int] = []
+    for i, table in enumerate(tables):
+        name = table["name"]
+        if name in seen:
+            raise ConfigError(f"method[{i}].name", name, f"each method once (method[{seen[name]}])")
+        seen[name] = i
+        method = make_method(name, {k: v for k, v in table.items() if k != "name"})
+        if implements(method, "build_network"):
+            builders.append(i)
+        if implements(method, "wrap_optimizer"):
+            optimizers.append(i)
+    if len(builders) > 1:
+        i = builders[1]
+        raise ConfigError(
+            f"method[{i}].name",
+            tables[i]["name"],
+            f"one architecture method per agent; method[{builders[0]}] "
+            f"({tables[builders[0]]['name']}) changes the architecture already",
+        )
+    if len(optimizers) > 1:
+        i = optimizers[1]
+        raise ConfigError(
+            f"method[{i}].name",
+            tables[i]["name"],
+            f"one optimizer method per agent; method[{optimizers[0]}] "
+            f"({tables[optimizers[0]]['name']}) replaces the optimizer already",
+        )
+    if "reset" in seen and len(tables) > 1:
+        i = seen["reset"]
+        raise ConfigError(f"method[{i}].name", "reset", "reset does not compose with other methods")
+
+
 def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> AgentSpec:
     """Load and validate an agent spec.
 
@@ -250,9 +338,7 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
         optimizer.setdefault("name", "adam")
         check_named_table(optimizer, "optimizer", OPTIMIZERS, rules=OPTIMIZER_RULES)
         _check_optimizer_builds(optimizer, OPTIMIZERS[optimizer["name"]])
-        method = dict(data.get("method", {"name": "none"}))
-        method.setdefault("name", "none")
-        check_named_table(method, "method", registered_methods(), extra=("none",))
+        method = _method_tables(data.get("method", {"name": "none"}), registered_methods())
         metrics = dict(data.get("metrics", {}))
         enabled = metrics.pop("enabled", True)
         if not isinstance(enabled, bool):

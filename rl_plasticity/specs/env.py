@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,11 +43,24 @@ class EnvSpec:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     nonstationary: Any = None
 
-    def make(self, n_envs: int = 1, start_step: int = 0, **kwargs: Any) -> Any:
+    def for_seed(self, seed: int) -> EnvSpec:
+        """This spec for the run with ``seed``: ``schedule_seed = "run"`` becomes ``seed`` (each
+        seed its own schedule, shared by every agent run with that seed); else unchanged.
+
+        :param seed: the run's seed
+        """
+        if self.nonstationary is None or not self.nonstationary.per_run:
+            return self
+        return dataclasses.replace(self, nonstationary=self.nonstationary.for_seed(seed))
+
+    def make(
+        self, n_envs: int = 1, start_step: int = 0, seed: int | None = None, **kwargs: Any
+    ) -> Any:
         """Build one environment: the base env, wrapped to drift as the spec says.
 
         :param n_envs: sub-envs stepping in lockstep beside this one (for the global step)
         :param start_step: global step at which this env starts (a resumed run's)
+        :param seed: the run's seed, for ``schedule_seed = "run"`` (see :meth:`for_seed`)
         :param kwargs: extra keyword arguments for ``gymnasium.make`` (e.g. ``render_mode``)
         :return: the environment
         """
@@ -57,7 +71,7 @@ class EnvSpec:
         env = gym.make(self.env_id, **{**self.env_kwargs, **kwargs})
         if self.nonstationary is not None:
             env = NonstationaryWrapper(
-                env, self.nonstationary, n_envs=n_envs, start_step=start_step
+                env, self.nonstationary, n_envs=n_envs, start_step=start_step, seed=seed
             )
         return env
 

@@ -13,11 +13,11 @@ else:  # pragma: no cover
 
 from rl_plasticity.errors import ConfigError
 
-KINDS = ("envs", "agents")
+KINDS = ("envs", "agents", "studies")
 
 
 def spec_dirs(kind: str) -> list[Path]:
-    """Folders holding the shipped specs of ``kind`` (``"envs"`` or ``"agents"``).
+    """Folders holding the shipped specs of ``kind`` (``"envs"``, ``"agents"`` or ``"studies"``).
 
     Inside an installed wheel they are ``rl_plasticity/_specs/<kind>``; in a source checkout
     (editable install) they are ``<repo>/<kind>``.
