@@ -48,7 +48,7 @@ def methods_list() -> str:
         "| name | class | hooks | settings (defaults) |",
         "|---|---|---|---|",
     ]
-    for name, cls in registered_methods().items():
+    for name, cls in sorted(registered_methods().items()):
         if not cls.__module__.startswith("rl_plasticity."):
             continue  # registered by the user's (or a test's) own module
         hooks = [h for h in HOOKS if implements(cls, h)]
