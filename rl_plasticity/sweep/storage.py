@@ -57,6 +57,8 @@ class Storage:
             ) from None
         self.location = text
         self.root = root.rstrip("/") or "/"
+        #: Per local file uploaded, its (size, mtime) then: unchanged files are not sent again.
+        self._sent: dict[Path, tuple[int, int]] = {}
 
     @property
     def local_path(self) -> Path | None:
@@ -173,8 +175,9 @@ class Storage:
 
     def upload(self, local: Path, relative: str) -> None:
         """Copy the run directory ``local`` to ``relative`` in storage, in the order that keeps
-        storage consistent if cut off (see the module's docstring); checkpoints storage holds
-        complete already are not copied again, ones the run no longer keeps are deleted.
+        storage consistent if cut off (see the module's docstring). Files this object sent before
+        and unchanged since (size and modification time) and checkpoints storage holds complete
+        are not copied again; checkpoints the run no longer keeps are deleted.
 
         :param local: the run directory on this machine
         :param relative: where it goes under the storage root (``<group>/<run>``)
@@ -183,8 +186,11 @@ class Storage:
         kept = checkpoints(local / CHECKPOINTS)
         for file in sorted(p for p in local.rglob("*") if p.is_file()):
             name = file.relative_to(local).as_posix()
-            if name.split("/")[0] != CHECKPOINTS and name != STATUS_FILE:
+            stat = file.stat()
+            changed = self._sent.get(file) != (stat.st_size, stat.st_mtime_ns)
+            if changed and name.split("/")[0] != CHECKPOINTS and name != STATUS_FILE:
                 self.put(file, f"{relative}/{name}")
+                self._sent[file] = (stat.st_size, stat.st_mtime_ns)
         stored = self._checkpoints(relative)
         for folder in kept:
             if folder.name in stored:
