@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from stable_baselines3.common.callbacks import BaseCallback
@@ -72,7 +73,9 @@ def _node() -> str:
         return socket.gethostname()
 
 
-def _begin_attempt(local: Path, task: RunTask, storage: Storage, say) -> None:
+def _begin_attempt(
+    local: Path, task: RunTask, storage: Storage, say: Callable[[str], None]
+) -> None:
     """Record this attempt in the restored run's ``status.json``; a run killed before its first
     checkpoint is removed (here and in storage) to start again from step 0."""
     status = read_status(local)
