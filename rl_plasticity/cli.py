@@ -164,12 +164,13 @@ def _grid(args: argparse.Namespace) -> tuple[list[str], list[str], list[int], in
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from rl_plasticity.overrides import parse_sets
-    from rl_plasticity.sweep import SweepProgress, sweep
+    from rl_plasticity.sweep import SweepProgress, load_runtime_env, sweep
 
     try:
         envs, agents, seeds, steps, group = _grid(args)
         overrides = parse_sets(args.set or [], grid=True)
         evaluation = _evaluation(args)
+        runtime_env = load_runtime_env(args.runtime_env) if args.runtime_env else None
         with SweepProgress(enabled=not args.no_progress) as progress:
             result = sweep(
                 envs,
@@ -186,6 +187,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 checkpoint_minutes=args.checkpoint_minutes,
                 echo=progress.echo,
                 progress=progress,
+                storage=args.storage,
+                max_retries=args.max_retries,
+                runtime_env=runtime_env,
             )
     except ConfigError as e:
         return _error(str(e))
@@ -203,8 +207,21 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from rl_plasticity.report import write_report
     from rl_plasticity.specs.study import load_study_spec
-    from rl_plasticity.sweep import parse_seeds
+    from rl_plasticity.sweep import Storage, parse_seeds
 
+    out = Path(args.out) if args.out else None
+    if "://" in args.dir:  # run storage behind a URI: read through fsspec
+        try:
+            storage = Storage(args.dir)
+        except ConfigError as e:
+            return _error(str(e))
+        if storage.local_path is not None:
+            args.dir = str(storage.local_path)
+        else:
+            out = out or Path("report")
+            copied = storage.download_runs(out / "runs")
+            _note(f"{copied} files of the runs in {args.dir} copied to {out / 'runs'}")
+            args.dir = str(out / "runs")
     if not Path(args.dir).is_dir():
         return _error(f"{args.dir}: no such directory")
 
@@ -214,7 +231,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     try:
         report = write_report(
             Path(args.dir),
-            Path(args.out) if args.out else None,
+            out,
             groups=names(args.groups),
             envs=names(args.envs),
             agents=names(args.agents),
@@ -375,12 +392,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=("local", "ray"), default="local", help="where runs run")
     p.add_argument("--address", default=None, help="Ray cluster address (with --backend ray)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        metavar="PATH_OR_URI",
+        help="with --backend ray: where runs are kept, a path every node shares or a URI "
+        "(file://, s3://, gs://, ...); runs train on their worker's disk and are copied there "
+        "at every checkpoint (default: --root, shared)",
+    )
+    p.add_argument(
+        "--max-retries",
+        type=_count("max-retries", minimum=0),
+        default=None,
+        metavar="N",
+        help="with --backend ray: tries of a run after the first when its worker or node is "
+        "lost, each from its last stored checkpoint (default: 3)",
+    )
+    p.add_argument(
+        "--runtime-env",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --backend ray: a JSON or YAML file with Ray's runtime_env for the workers "
+        "(pip, env_vars, working_dir, container, ...)",
+    )
     _add_run_options(p, grid=True)
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("report", help="figures and a Markdown report of the runs under DIR")
-    p.add_argument("dir", help="a folder of runs (e.g. runs/sweep)")
-    p.add_argument("--out", default=None, help="where to write (default: DIR/report)")
+    p.add_argument(
+        "dir", help="a folder of runs (e.g. runs/sweep), or a sweep's --storage URI (file://...)"
+    )
+    p.add_argument(
+        "--out", default=None, help="where to write (default: DIR/report; for a URI: ./report)"
+    )
     p.add_argument("--groups", default=None, help="only these groups, comma-separated")
     p.add_argument("--envs", default=None, help="only these env specs, comma-separated")
     p.add_argument("--agents", default=None, help="only these agent specs, comma-separated")

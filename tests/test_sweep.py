@@ -150,6 +150,7 @@ def test_local_sweep_runs_the_grid(local_sweep) -> None:
     assert len(_episodes(result.results[0].path)) == 1  # HalfCheetah: 1000-step episodes
 
 
+@pytest.mark.slow  # the default suite's Ray test is in test_sweep_ray.py
 def test_ray_sweep_gives_the_same_layout(tmp_path: Path, local_sweep, env, agents) -> None:
     local_root, local_result = local_sweep
     result = sw.sweep(

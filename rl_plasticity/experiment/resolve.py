@@ -73,8 +73,8 @@ class ResolvedRun:
 
 
 def resolve(
-    env: str | Path,
-    agent: str | Path,
+    env: str | Path | EnvSpec,
+    agent: str | Path | AgentSpec,
     seed: int,
     steps: int,
     *,
@@ -89,15 +89,17 @@ def resolve(
 ) -> ResolvedRun | RunResult:
     """Load the specs, check the arguments and the run directory, find the checkpoint to resume.
 
-    Arguments as for :func:`train`; ``say`` gets the notes.
+    Arguments as for :func:`train`; ``say`` gets the notes. ``env`` and ``agent`` may be specs
+    loaded already (a Ray worker gets them from the driver, which holds the files); such an agent
+    spec has ``overrides`` laid over it already (they are not applied again).
 
     :return: the run, or its ``skipped`` result if ``resume`` finds it finished
     :raises ConfigError: for a bad spec or argument
     :raises RunExistsError: if the run exists and neither ``resume`` nor ``restart`` is given
     :raises NoCheckpointError: if ``resume`` finds the run without a checkpoint
     """
-    env_spec = load_env_spec(env)
-    agent_spec = load_agent_spec(agent, overrides)
+    env_spec = env if isinstance(env, EnvSpec) else load_env_spec(env)
+    agent_spec = agent if isinstance(agent, AgentSpec) else load_agent_spec(agent, overrides)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ConfigError("steps", steps, "a positive number of environment steps")
     if resume and restart:

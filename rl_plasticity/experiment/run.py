@@ -51,6 +51,7 @@ from rl_plasticity.experiment.rundir import (
 )
 from rl_plasticity.experiment.signals import signal_name, stop_on_signals
 from rl_plasticity.overrides import Assignment
+from rl_plasticity.specs import AgentSpec, EnvSpec
 
 
 @dataclass
@@ -74,8 +75,8 @@ class RunCallbacks:
 
 
 def train(
-    env: str | Path,
-    agent: str | Path,
+    env: str | Path | EnvSpec,
+    agent: str | Path | AgentSpec,
     seed: int,
     steps: int,
     *,
@@ -97,8 +98,9 @@ def train(
     multiple is rounded up, with a message. SIGINT or SIGTERM (in the main thread) ends the run
     after the current rollout and update with a checkpoint and status ``interrupted``.
 
-    :param env: an env spec name (``slippery-ant``) or a TOML path
-    :param agent: an agent spec name (``ppo-cbp``) or a TOML path
+    :param env: an env spec name (``slippery-ant``), a TOML path, or a loaded spec
+    :param agent: an agent spec name (``ppo-cbp``), a TOML path, or a loaded spec (with
+        ``overrides`` laid over it already: they are then only recorded)
     :param seed: the run's seed (algorithm, networks, environments)
     :param steps: total environment steps
     :param root: folder holding the groups of runs

@@ -107,9 +107,16 @@ def is_finished(path: Path, steps: int) -> bool:
     return status.get("status") == "done" and status.get("timestep", 0) >= steps
 
 
+#: Fields of ``status.json`` that a rewrite keeps unless it gives them anew: a sweep's record of
+#: the workers that ran the run (``attempts``: how many started it; ``lost``: the step each lost
+#: one's run was resumed from; ``node``: the current one's).
+KEPT_STATUS_FIELDS = ("attempts", "lost", "node")
+
+
 def write_status(path: Path, status: str, **fields: Any) -> None:
-    """Replace the run's ``status.json`` atomically."""
-    data = {"status": status, "reason": None, "updated": time.time(), **fields}
+    """Replace the run's ``status.json`` atomically (keeping :data:`KEPT_STATUS_FIELDS`)."""
+    kept = {k: v for k, v in read_status(path).items() if k in KEPT_STATUS_FIELDS}
+    data = {"status": status, "reason": None, "updated": time.time(), **kept, **fields}
     tmp = Path(path) / (STATUS_FILE + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, Path(path) / STATUS_FILE)

@@ -303,6 +303,28 @@ def _improvement_section(runs: list[Run], out_dir: Path, colors: dict[str, str])
     return [*lines, ""]
 
 
+def _lost_workers_section(runs: list[Run], run_root: Path) -> list[str]:
+    """Runs of a Ray sweep that lost a worker (node lost, worker killed) and were resumed."""
+    hit = [r for r in runs if r.lost]
+    if not hit:
+        return []
+    lines = [
+        "## Runs that lost a worker",
+        "",
+        f"Workers lost: {sum(len(r.lost) for r in hit)}, in {len(hit)} of {len(runs)} runs (a "
+        "node lost or a worker killed); each such run was resumed from its last checkpoint in "
+        "storage by another worker.",
+        "",
+        "| run | workers started | lost | resumed from step |",
+        "|---|---|---|---|",
+    ]
+    for run in hit:
+        where = run.path.relative_to(run_root) if run.path != run_root else run.path.name
+        steps = ", ".join(f"{int(lost.get('step', 0)):,}" for lost in run.lost)
+        lines.append(f"| `{where}` | {run.attempts} | {len(run.lost)} | {steps} |")
+    return [*lines, ""]
+
+
 def write_report(
     run_root: Path,
     out_dir: Path | None = None,
@@ -379,6 +401,7 @@ def write_report(
                 reason = reason[: REASON_CHARS - 3] + "..."
             lines.append(f"| `{where}` | {run.status} | {reason} |")
         lines.append("")
+    lines += _lost_workers_section(runs, run_root)
     lines += [
         "## Method",
         "",

@@ -50,6 +50,9 @@ class Run:
     :param episodes: ``episodes.csv`` columns (``timestep``, ``return``, ``length``, ``phase``)
     :param metrics: ``metrics.csv`` columns
     :param progress: ``progress.csv`` columns (the SB3 logger's, with ``method/...`` counters)
+    :param lost: for a run of a Ray sweep, one ``{"step", "node"}`` per worker it lost (the step
+        it was resumed from), from ``status.json``
+    :param attempts: how many workers started it (Ray sweeps; 0 when not recorded)
     :param label: the row's name in figures and tables (set by :func:`label_rows`)
     :param env_label: the environment's name in the report (set by :func:`label_rows`)
     """
@@ -64,6 +67,8 @@ class Run:
     episodes: dict[str, np.ndarray] = field(default_factory=dict)
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
     progress: dict[str, np.ndarray] = field(default_factory=dict)
+    lost: list[dict] = field(default_factory=list)
+    attempts: int = 0
     label: str = ""
     env_label: str = ""
 
@@ -180,6 +185,8 @@ def load_runs(run_root: Path) -> list[Run]:
                 episodes=read_csv_columns(path / EPISODES_CSV),
                 metrics=read_csv_columns(path / METRICS_CSV),
                 progress=progress,
+                lost=list(status.get("lost", [])),
+                attempts=int(status.get("attempts", 0)),
             )
         )
     runs.sort(key=lambda r: (r.env, r.agent, r.group, r.seed, str(r.path)))

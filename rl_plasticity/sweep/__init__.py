@@ -1,11 +1,15 @@
 """A grid of runs (envs x agents x seeds) on local cores or a Ray cluster, resumable.
 
-Every run is its own process, ``python -m rl_plasticity.cli train ... --resume``, with its output
-in ``<root>/<group>/logs/<run>.log``: a run that crashes hard (segfault, SIGKILL, out of memory)
-takes only itself down. Such a run is recorded as failed in its ``status.json`` (the child could
-not write it) and the others go on. Both backends launch the same command, so they make the same
-run directories. Running the same sweep again skips finished runs and resumes the others from
-their last checkpoint (a run that never reached one is restarted, with a note).
+On local cores every run is its own process, ``python -m rl_plasticity.cli train ... --resume``,
+with its output in ``<root>/<group>/logs/<run>.log``: a run that crashes hard (segfault, SIGKILL,
+out of memory) takes only itself down. Such a run is recorded as failed in its ``status.json``
+(the child could not write it) and the others go on. On Ray every run is a task that trains in
+its worker process (the worker's own environment), in a folder of the worker's own disk, kept in
+run storage (``storage``: a shared path or a URI) at every checkpoint; a task whose worker or node
+is lost is retried from the last checkpoint in storage (see :mod:`.ray_cluster`, :mod:`.worker`,
+:mod:`.storage`). Both backends make the same run directories. Running the same sweep again skips
+finished runs and resumes the others from their last checkpoint (a run that never reached one is
+restarted, with a note).
 
 ``overrides`` (``--set``) with several values make a grid of agents: each combination is its own
 agent, named after it (``ppo-cbp@replacement_rate=1e-4``), in the run directories and the report.
@@ -23,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.evaluation import EvalSettings
@@ -31,17 +36,21 @@ from rl_plasticity.overrides import Override
 from rl_plasticity.sweep.local import CHILD_ENV_DEFAULTS, Children, run_local, run_task, signals_to
 from rl_plasticity.sweep.plan import LOGS, RunTask, default_jobs, parse_seeds, plan
 from rl_plasticity.sweep.progress import SweepProgress, Tracker, short_reason
-from rl_plasticity.sweep.ray_cluster import run_ray
+from rl_plasticity.sweep.ray_cluster import DEFAULT_MAX_RETRIES, load_runtime_env, run_ray
+from rl_plasticity.sweep.storage import Storage
 
 __all__ = [
     "BACKENDS",
     "CHILD_ENV_DEFAULTS",
+    "DEFAULT_MAX_RETRIES",
     "LOGS",
     "Children",
     "RunTask",
+    "Storage",
     "SweepProgress",
     "SweepResult",
     "default_jobs",
+    "load_runtime_env",
     "parse_seeds",
     "plan",
     "run_task",
@@ -122,6 +131,9 @@ def sweep(
     evaluation: EvalSettings | None = None,
     checkpoint_minutes: float | None = None,
     progress: SweepProgress | None = None,
+    storage: str | Path | None = None,
+    max_retries: int | None = None,
+    runtime_env: dict[str, Any] | None = None,
 ) -> SweepResult:
     """Train every (env, agent, seed) of the grid; skip finished runs, resume unfinished ones.
 
@@ -129,7 +141,8 @@ def sweep(
     :param agents: agent spec names or TOML paths
     :param seeds: the seeds (see :func:`parse_seeds`)
     :param steps: environment steps per run
-    :param root: folder of run groups (on a Ray cluster: a folder every node sees at this path)
+    :param root: folder of run groups (with the Ray backend and a ``storage`` URI: only the
+        driver's)
     :param group: this sweep's folder under ``root``
     :param jobs: runs at a time (default: every core); for a local Ray instance, its CPUs
     :param backend: ``"local"`` (a process per run, on this machine) or ``"ray"``
@@ -141,6 +154,12 @@ def sweep(
     :param evaluation: evaluate every run's policy into its ``eval.csv`` (None: no evaluation)
     :param checkpoint_minutes: every run also checkpoints every this many minutes
     :param progress: a live display to keep up to date (see :class:`SweepProgress`)
+    :param storage: Ray backend: where run directories are kept, a path or a URI every worker and
+        the driver reach (default: ``root``, which must then be shared)
+    :param max_retries: Ray backend: tries of a run after the first when its worker or node is
+        lost (default :data:`DEFAULT_MAX_RETRIES`)
+    :param runtime_env: Ray backend: the workers' runtime environment (see
+        :func:`load_runtime_env`)
     :return: every run's outcome, in grid order
     :raises ConfigError: for a bad spec, backend or argument, before any run starts
     """
@@ -148,13 +167,24 @@ def sweep(
         raise ConfigError("backend", backend, f"one of: {', '.join(BACKENDS)}")
     if jobs is not None and jobs < 1:
         raise ConfigError("jobs", jobs, "a positive number of parallel runs")
+    ray_only = {"storage": storage, "max_retries": max_retries, "runtime_env": runtime_env}
+    for key, value in ray_only.items():
+        if backend != "ray" and value is not None:
+            raise ConfigError(key, value, "only with backend ray (local runs write under root)")
+    if max_retries is not None and max_retries < 0:
+        raise ConfigError("max_retries", max_retries, "a number of retries, 0 or more")
+    if backend == "ray":
+        store = Storage(root if storage is None else storage)
+        # The driver reads runs in storage on its own filesystem; behind a URI the workers do.
+        root = store.local_path if store.local_path is not None else root
     tasks = plan(
         envs, agents, seeds, steps, root, group, overrides, evaluation, checkpoint_minutes, echo
     )
     jobs = min(jobs or default_jobs(), len(tasks))
     tracker = Tracker(tasks, echo, progress)
     if backend == "ray":
-        results = run_ray(tasks, jobs, address, tracker)
+        retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
+        results = run_ray(tasks, jobs, address, tracker, store, retries, runtime_env)
         return SweepResult([results[task.path] for task in tasks])
     children = Children()
     with signals_to(children):

@@ -18,31 +18,63 @@ from rl_plasticity.experiment.rundir import (
     last_checkpoint,
     run_dir,
 )
-from rl_plasticity.overrides import Override, combinations
-from rl_plasticity.specs import load_agent_spec, load_env_spec
+from rl_plasticity.overrides import Assignment, Override, combinations
+from rl_plasticity.specs import AgentSpec, EnvSpec, load_agent_spec, load_env_spec
 
 LOGS = "logs"
 
 
 @dataclass(frozen=True)
-class RunTask:
-    """One run of the grid: the command that trains it and where it writes.
+class TrainArgs:
+    """The arguments of :func:`~rl_plasticity.experiment.train` for one run, with the specs
+    loaded (a Ray worker trains from these, without the driver's spec files).
 
-    :param command: the child process's argv
+    :param env: the env spec
+    :param agent: the agent spec, with ``overrides`` laid over it
+    :param seed: the run's seed
+    :param steps: the steps asked for (before rounding up to whole rollouts)
+    :param group: the sweep's group
+    :param overrides: the ``--set`` values of this agent (recorded in ``config.json``)
+    :param evaluation: evaluation settings, or None
+    :param checkpoint_minutes: also checkpoint every this many minutes, or None
+    """
+
+    env: EnvSpec
+    agent: AgentSpec
+    seed: int
+    steps: int
+    group: str
+    overrides: Assignment
+    evaluation: EvalSettings | None
+    checkpoint_minutes: float | None
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One run of the grid: the command that trains it, its arguments, and where it writes.
+
+    :param command: the child process's argv (the local backend)
     :param path: the run directory the command writes
     :param log: file that gets the child's stdout and stderr (appended to)
     :param steps: the run's total steps (a finished run with at least these is skipped)
+    :param args: the same run as arguments of ``train`` (the Ray backend needs them)
     """
 
     command: tuple[str, ...]
     path: Path
     log: Path
     steps: int
+    args: TrainArgs | None = None
 
     @property
     def name(self) -> str:
         """The run directory's name, ``<env>__<agent>__s<seed>``."""
         return self.path.name
+
+    @property
+    def relative(self) -> str:
+        """The run directory below the root of run groups, ``<group>/<name>``."""
+        return f"{self.path.parent.name}/{self.name}"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -69,6 +101,16 @@ def default_jobs() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def needs_restart(path: Path, steps: int) -> bool:
+    """Whether the run at ``path`` exists unfinished without a checkpoint: it was killed before
+    its first, and starts again from step 0.
+
+    :param path: the run directory
+    :param steps: the run's total steps
+    """
+    return is_started(path) and not is_finished(path, steps) and last_checkpoint(path) is None
 
 
 def _spec_argument(name_or_path: str) -> str:
@@ -148,11 +190,7 @@ def plan(
                 # A run made with other specs is neither resumed nor reused as finished.
                 check_same_specs(path, env_specs[env], agent_spec)
                 again = "--resume"
-                if (
-                    is_started(path)
-                    and not is_finished(path, run_steps)
-                    and last_checkpoint(path) is None
-                ):
+                if needs_restart(path, run_steps):
                     say(f"{path.name} has no checkpoint: it starts again from step 0")
                     again = "--restart"
                 command = (
@@ -162,5 +200,9 @@ def plan(
                     "--root", str(root), "--group", group, again, "--no-progress", *options,
                 )  # fmt: skip
                 log = root / group / LOGS / f"{path.name}.log"
-                tasks.append(RunTask(command, path, log, run_steps))
+                args = TrainArgs(
+                    env_specs[env], agent_spec, seed, steps, group, assignment, evaluation,
+                    checkpoint_minutes,
+                )  # fmt: skip
+                tasks.append(RunTask(command, path, log, run_steps, args))
     return tasks
