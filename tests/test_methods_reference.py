@@ -110,3 +110,24 @@ def test_ppo_upgd_spec_is_the_authors_optimizer_at_the_base_rate():
         .param_groups[0]["eps"]
         == 1e-5
     )
+
+
+def test_nap_projection_keeps_the_function_only_with_zero_biases():
+    from rl_plasticity.plasticity.nap import NormalizeAndProject
+
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    changes = []
+    for bias in (0.0, 0.5):
+        net = small_net()
+        nap = NormalizeAndProject(eps=1e-12)  # LayerNorm eps aside
+        nap.build_network(net)
+        nap.attach(net, None)
+        with torch.no_grad():
+            for layer in nap.layers:
+                # a bias common to all units is cancelled by LayerNorm's mean: vary it
+                layer.incoming.bias.copy_(bias * torch.linspace(-1, 1, len(layer.incoming.bias)))
+                layer.incoming.weight.mul_(3.0)  # the growth the projection undoes
+            before = net(x)
+            nap.project()
+            changes.append(float((net(x) - before).abs().max()))
+    assert changes[0] < 1e-5 < 1e-3 < changes[1]
