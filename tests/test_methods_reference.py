@@ -7,6 +7,7 @@ the settings that are supposed to reproduce it and compares the parameters after
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -131,3 +132,81 @@ def test_nap_projection_keeps_the_function_only_with_zero_biases():
             nap.project()
             changes.append(float((net(x) - before).abs().max()))
     assert changes[0] < 1e-5 < 1e-3 < changes[1]
+
+
+def _step_with_term_in_loss(net, term, max_norm, step):
+    """The references' order: the term in the loss, backward, clip, step (SGD 0.1)."""
+    net.zero_grad()
+    (loss_of(net, step) + term(net)).backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.sub_(0.1 * p.grad)
+
+
+@pytest.mark.parametrize("name", ["l2init", "parseval"])
+@pytest.mark.parametrize("max_norm", [0.05, 1e9])
+def test_loss_terms_are_clipped_with_the_loss(name, max_norm):
+    """An algorithm that clips before ``optimizer.step()`` (as SB3's PPO does), with the method
+    told its ``max_grad_norm``, steps as if the term had been in the clipped loss."""
+    from rl_plasticity.plasticity.protocol import make_method
+
+    settings = {"l2init": {"coeff": 0.5}, "parseval": {"coeff": 0.05, "scale": 1.0}}
+    ours, theirs = small_net(), small_net()
+    with torch.no_grad():  # a different start, so that the penalties' gradients are large
+        for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+            noise = 0.3 * torch.randn(a.shape, generator=torch.Generator().manual_seed(a.numel()))
+            a.add_(noise)
+            b.add_(noise)
+    initial = [p.detach().clone() for p in theirs.parameters()]  # L2-init's theta_0: at attach
+
+    def term(net):
+        if name == "l2init":  # Kumar et al.'s Eq. 1
+            return 0.5 * sum(
+                ((p - p0) ** 2).sum() for p, p0 in zip(net.parameters(), initial, strict=True)
+            )
+        eye = torch.eye(6)  # Chung et al.: lambda sum_l ||W W^T - s I||_F^2, hidden layers
+        return 0.05 * sum(((w @ w.T - eye) ** 2).sum() for w in (net[0].weight, net[2].weight))
+
+    optimizer = torch.optim.SGD(ours.parameters(), lr=0.1)
+    make_method(name, settings[name]).attach(ours, optimizer, max_grad_norm=max_norm)
+    for step in range(3):
+        ours.zero_grad()
+        loss_of(ours, step).backward()
+        norm = torch.nn.utils.clip_grad_norm_(ours.parameters(), max_norm)
+        optimizer.step()
+        _step_with_term_in_loss(theirs, term, max_norm, step)
+        assert max_norm > 1 or norm > max_norm  # the clip acted
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def reference_shrink_perturb(net: nn.Module, p: float, sigma: float, gen: torch.Generator) -> None:
+    """Ash & Adams' shrink and perturb as Kumar et al. write it (App. A.3): theta <- p theta +
+    sigma eps, eps drawn from the initial distribution (torch's default: U(+-1 / sqrt(fan_in))
+    for weights and biases), each Linear's weight then its bias."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Linear):
+                bound = 1 / m.in_features**0.5
+                for t in (m.weight, m.bias):
+                    eps = torch.empty(t.shape).uniform_(-bound, bound, generator=gen)
+                    t.mul_(p).add_(sigma * eps)
+
+
+def test_shrink_perturb_ash_adams_form_and_soft_form():
+    from rl_plasticity.plasticity.snp import ShrinkPerturb
+
+    p, sigma = 1 - 1e-2, 0.1
+    for fresh_scale, expected_sigma in ((sigma, sigma), (None, 1 - p)):
+        ours, theirs = small_net(), small_net()
+        snp = ShrinkPerturb(
+            ours, None, shrink=p, fresh_scale=fresh_scale, init="kaiming_uniform", seed=3
+        )
+        gen = torch.Generator()
+        gen.set_state(snp.generator.get_state())
+        snp.apply()
+        reference_shrink_perturb(theirs, p, expected_sigma, gen)
+        for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+            torch.testing.assert_close(a, b)
+        assert not torch.equal(ours[0].weight, small_net()[0].weight)

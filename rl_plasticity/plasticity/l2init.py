@@ -57,6 +57,8 @@ class L2Init(Method):
     :param heads: unused
     """
 
+    before_step_is_loss = True
+
     def __init__(
         self,
         module: nn.Module | None = None,
