@@ -210,3 +210,102 @@ def test_shrink_perturb_ash_adams_form_and_soft_form():
         for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
             torch.testing.assert_close(a, b)
         assert not torch.equal(ours[0].weight, small_net()[0].weight)
+
+
+def reference_gnt_step(net, features, state, rho, maturity, decay=0.99):
+    """One generate-and-test step as lop/algos/gnt.py (shibhansh/loss-of-plasticity) runs it with
+    ``util_type='contribution'`` and ``accumulate=True``: age, utility (mean |outgoing| times mean
+    |h|), bias-corrected ranking of the eligible units, replace int(accumulated) of them (incoming
+    row redrawn, incoming bias 0, outgoing column 0, utility and age 0). Returns the replaced
+    units of each hidden layer."""
+    replaced = []
+    with torch.no_grad():
+        for i, h in enumerate(features):
+            current, following = net[2 * i], net[2 * i + 2]
+            st = state.setdefault(
+                i, {"util": torch.zeros(h.shape[1]), "age": torch.zeros(h.shape[1]), "acc": 0.0}
+            )
+            st["age"] += 1
+            st["util"] *= decay
+            st["util"] += (1 - decay) * following.weight.abs().mean(0) * h.abs().mean(0)
+            corrected = st["util"] / (1 - decay ** st["age"])
+            eligible = torch.where(st["age"] > maturity)[0]
+            if len(eligible) == 0:
+                replaced.append(torch.empty(0, dtype=torch.long))
+                continue
+            st["acc"] += rho * len(eligible)
+            count = int(st["acc"])
+            st["acc"] -= count
+            units = eligible[torch.topk(-corrected[eligible], count)[1]]
+            st["util"][units] = 0
+            current.bias[units] = 0
+            following.weight[:, units] = 0
+            st["age"][units] = 0
+            replaced.append(units)
+    return replaced
+
+
+def test_cbp_step_is_the_authors_generate_and_test():
+    from rl_plasticity.plasticity.cbp import CBP
+
+    ours, theirs = small_net(), small_net()
+    cbp = CBP(ours, None, replacement_rate=0.3, maturity_threshold=2, decay_rate=0.99, seed=0)
+    state: dict = {}
+    gen = torch.Generator().manual_seed(5)
+    for step in range(6):
+        x = torch.randn(8, 4, generator=gen)
+        with torch.no_grad():
+            h1 = torch.relu(theirs[0](x))
+            features = [h1, torch.relu(theirs[2](h1))]
+        mine = cbp.step([f.clone() for f in features])
+        expected = reference_gnt_step(theirs, features, state, rho=0.3, maturity=2)
+        for layer, (a, b) in enumerate(zip(mine, expected, strict=True)):
+            assert sorted(a.tolist()) == sorted(b.tolist()), (step, layer)
+            # utilities: theirs average |outgoing|, ours sum it (a constant factor per layer)
+            outgoing = theirs[2 * layer + 2].out_features
+            torch.testing.assert_close(cbp.units[layer].utility, outgoing * state[layer]["util"])
+            with torch.no_grad():  # the redrawn rows are random in both: take ours for both
+                theirs[2 * layer].weight[a] = ours[2 * layer].weight[a]
+        for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+            torch.testing.assert_close(a, b)
+    assert sum(cbp.replaced_total.values()) >= 6  # replacement happened (from step 3 on)
+
+
+def reference_redo(net, features, tau):
+    """ReDo's recycling as dopamine labs/redo scores it: s_i = mean|h_i| / (mean_k mean|h_k|
+    + 1e-9); units with s_i <= tau get a redrawn incoming row, a zero incoming bias and zero
+    outgoing weights. Returns the recycled units of each hidden layer."""
+    recycled = []
+    with torch.no_grad():
+        for i, h in enumerate(features):
+            score = h.abs().mean(0)
+            score = score / (score.mean() + 1e-9)
+            units = torch.where(score <= tau)[0]
+            net[2 * i].bias[units] = 0
+            net[2 * i + 2].weight[:, units] = 0
+            recycled.append(units)
+    return recycled
+
+
+def test_redo_step_is_the_authors_recycling():
+    from rl_plasticity.plasticity.redo import ReDo
+
+    ours, theirs = small_net(), small_net()
+    with torch.no_grad():  # make some units dormant: large negative biases
+        for net in (ours, theirs):
+            net[0].bias[:2] = -50.0
+            net[2].bias[3] = -50.0
+    redo = ReDo(ours, None, tau=0.1, seed=0)
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        h1 = torch.relu(theirs[0](x))
+        features = [h1, torch.relu(theirs[2](h1))]
+    mine = redo.reset_dormant([f.clone() for f in features])
+    expected = reference_redo(theirs, features, tau=0.1)
+    assert {0, 1} <= set(expected[0].tolist()) and 3 in expected[1].tolist()
+    for layer, (a, b) in enumerate(zip(mine, expected, strict=True)):
+        assert sorted(a.tolist()) == sorted(b.tolist())
+        with torch.no_grad():
+            theirs[2 * layer].weight[a] = ours[2 * layer].weight[a]
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
