@@ -140,11 +140,11 @@ ENTRIES: list[Entry] = [
         _grid("replacement_rate", [1e-5, 1e-4, 1e-3]),
         "instantaneous utility",
     ),
-    Entry("redo", "redo", {"every": 100}, _grid("tau", [0.0, 0.025, 0.1]), "every 100 updates"),
+    Entry("redo", "redo", {"every_updates": 100}, _grid("tau", [0.0, 0.025, 0.1]), "every 100 updates"),
     Entry(
         "regrama",
         "regrama",
-        {"every": 100, "init": "lecun_uniform"},
+        {"every_updates": 100, "init": "lecun_uniform"},
         _grid("tau", [0.0, 0.025, 0.1]),
         "every 100 updates",
     ),
@@ -277,10 +277,10 @@ ENTRIES += ARCHITECTURE_ENTRIES + ADAM_ENTRIES + AUTHORS_FORM_ENTRIES
 
 
 def resolve(point: Mapping[str, Any], problem: Problem) -> dict[str, Any]:
-    """A grid point in the method's own settings (``every_tasks`` becomes ``every`` updates)."""
+    """A grid point in the method's own settings (``every_tasks`` becomes ``every_updates``)."""
     point = dict(point)
     if "every_tasks" in point:
-        point["every"] = point.pop("every_tasks") * problem.steps_per_task
+        point["every_updates"] = point.pop("every_tasks") * problem.steps_per_task
     return point
 
 

@@ -45,7 +45,7 @@ def test_every_grid_point_builds_a_learner(problem) -> None:
 def test_reset_periods_are_counted_in_tasks() -> None:
     entry = next(e for e in ENTRIES if e.name == "layer_reset")
     learner = learner_for(entry, {"every_tasks": 5}, DIGITS)
-    assert learner.settings["every"] == 5 * 113
+    assert learner.settings["every_updates"] == 5 * 113
     assert job_key(entry, {"every_tasks": 5}, 0, 100, DIGITS) != job_key(
         entry, {"every_tasks": 5}, 0, 100, REGRESSION
     )

@@ -96,7 +96,7 @@ def test_layernorm_trains_with_each_algorithm(algo):
     ("name", "settings"),
     [
         ("cbp", {"replacement_rate": 0.05, "maturity_threshold": 4}),
-        ("redo", {"tau": 0.5, "every": 2}),
+        ("redo", {"tau": 0.5, "every_updates": 2}),
     ],
 )
 def test_unit_methods_replace_units_of_a_layernorm_network(name, settings):
@@ -375,7 +375,7 @@ def test_injection_settings_must_match_the_built_heads():
 
 
 def test_periodic_injection_reaches_the_target_network():
-    model = build("dqn", {"name": "injection", "at_change": False, "every": 40})
+    model = build("dqn", {"name": "injection", "at_change": False, "every_updates": 40})
     cb = MethodCallback("injection", at_change=False, every_updates=40, seed=0)
     model.learn(200, callback=cb)
     assert cb.counters["injections"] == 1  # max_injections = 1

@@ -200,8 +200,8 @@ def test_shrink_perturb_ash_adams_form_and_soft_form():
     p, sigma = 1 - 1e-2, 0.1
     for fresh_scale, expected_sigma in ((sigma, sigma), (None, 1 - p)):
         ours, theirs = small_net(), small_net()
-        snp = ShrinkPerturb(
-            ours, None, shrink=p, fresh_scale=fresh_scale, init="kaiming_uniform", seed=3
+        snp = ShrinkPerturb(shrink=p, fresh_scale=fresh_scale, init="kaiming_uniform").attach(
+            ours, None, seed=3
         )
         gen = torch.Generator()
         gen.set_state(snp.generator.get_state())
@@ -249,7 +249,9 @@ def test_cbp_step_is_the_authors_generate_and_test():
     from rl_plasticity.plasticity.cbp import CBP
 
     ours, theirs = small_net(), small_net()
-    cbp = CBP(ours, None, replacement_rate=0.3, maturity_threshold=2, decay_rate=0.99, seed=0)
+    cbp = CBP(replacement_rate=0.3, maturity_threshold=2, decay_rate=0.99).attach(
+        ours, None, seed=0
+    )
     state: dict = {}
     gen = torch.Generator().manual_seed(5)
     for step in range(6):
@@ -295,7 +297,7 @@ def test_redo_step_is_the_authors_recycling():
         for net in (ours, theirs):
             net[0].bias[:2] = -50.0
             net[2].bias[3] = -50.0
-    redo = ReDo(ours, None, tau=0.1, seed=0)
+    redo = ReDo(tau=0.1).attach(ours, None, seed=0)
     x = torch.randn(32, 4, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         h1 = torch.relu(theirs[0](x))

@@ -107,7 +107,7 @@ def build_learner(
             architecture = make_method(learner.architecture, learner.architecture_settings)
             net = architecture.build_network(net)
         if learner.method is not None:
-            method = make_method(learner.method, {**learner.settings, "seed": seed})
+            method = make_method(learner.method, learner.settings)
             net = method.build_network(net)
     optimizer: torch.optim.Optimizer
     if learner.optimizer == "adam":
@@ -123,7 +123,7 @@ def build_learner(
         )
     if method is not None:
         optimizer = method.wrap_optimizer(optimizer)
-        method.attach(net, optimizer)
+        method.attach(net, optimizer, seed=seed)
     return net, optimizer, method
 
 
