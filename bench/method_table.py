@@ -140,7 +140,9 @@ ENTRIES: list[Entry] = [
         _grid("replacement_rate", [1e-5, 1e-4, 1e-3]),
         "instantaneous utility",
     ),
-    Entry("redo", "redo", {"every_updates": 100}, _grid("tau", [0.0, 0.025, 0.1]), "every 100 updates"),
+    Entry(
+        "redo", "redo", {"every_updates": 100}, _grid("tau", [0.0, 0.025, 0.1]), "every 100 updates"
+    ),
     Entry(
         "regrama",
         "regrama",
