@@ -105,6 +105,44 @@ def summarize(results: dict[str, dict[int, np.ndarray]], fraction: float) -> lis
     return rows
 
 
+def paired_against(
+    results: dict[str, dict[int, np.ndarray]], reference: str, fraction: float
+) -> list[str]:
+    """Per seed, each learner's late error minus ``reference``'s on the same stream: the mean
+    difference with its 95% t-interval, and in how many seeds it is above 0 (for backprop
+    against the linear learner: in how many seeds backprop ends worse)."""
+    from scipy import stats
+
+    if reference not in results:
+        return []
+    k = max(1, round(fraction * len(next(iter(results[reference].values())))))
+    lines = []
+    for name, runs in results.items():
+        seeds = sorted(set(runs) & set(results[reference]))
+        if name == reference or len(seeds) < 2:
+            continue
+        diff = np.array([runs[s][-k:].mean() - results[reference][s][-k:].mean() for s in seeds])
+        half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+        low, high = diff.mean() - half, diff.mean() + half
+        verdict = "above 0" if low > 0 else "below 0" if high < 0 else "includes 0"
+        lines.append(
+            f"- {name} - {reference}, late error (last {fraction:.0%}), paired by seed: "
+            f"{diff.mean():.4f} ± {half:.4f} ({len(diff)} seeds; interval {verdict}; "
+            f"{int((diff > 0).sum())} of {len(diff)} seeds above 0)"
+        )
+    return lines
+
+
+def per_seed_csv(results: dict[str, dict[int, np.ndarray]], fraction: float, path: Path) -> None:
+    """One line per learner and seed: early and late error (the table's windows)."""
+    lines = ["learner,seed,early_error,late_error"]
+    for name, runs in results.items():
+        for seed, errors in sorted(runs.items()):
+            k = max(1, round(fraction * len(errors)))
+            lines.append(f"{name},{seed},{errors[:k].mean():.6f},{errors[-k:].mean():.6f}")
+    path.write_text("\n".join(lines) + "\n")
+
+
 def plot(results: dict[str, dict[int, np.ndarray]], bin_size: int, path: Path) -> None:
     """Binned error against examples (mean +- standard error), and its ratio to linear's."""
     import matplotlib
@@ -211,6 +249,10 @@ def main() -> None:
     plot(results, args.bin_size, png)
     print(f"wrote {png}")
     print("\n" + "\n".join(summarize(results, fraction=0.1)))
+    print("\n" + "\n".join(paired_against(results, "linear", fraction=0.1)))
+    csv = png.with_suffix(".per_seed.csv")
+    per_seed_csv(results, 0.1, csv)
+    print(f"wrote {csv}")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def test_every_grid_point_builds_a_learner(problem) -> None:
 def test_reset_periods_are_counted_in_tasks() -> None:
     entry = next(e for e in ENTRIES if e.name == "layer_reset")
     learner = learner_for(entry, {"every_tasks": 5}, DIGITS)
-    assert learner.settings["every"] == 5 * 113
+    assert learner.settings["every_updates"] == 5 * 113
     assert job_key(entry, {"every_tasks": 5}, 0, 100, DIGITS) != job_key(
         entry, {"every_tasks": 5}, 0, 100, REGRESSION
     )
@@ -87,3 +87,38 @@ def test_summary_ratios_are_per_seed_against_the_references() -> None:
     assert cells[4] == "0.100 ± 0.000"  # late - early
     assert cells[5] == "0.50 ± 0.00"  # 0.2 / 0.4
     assert cells[6] == "0.25 ± 0.00"  # 0.2 / 0.8
+
+
+def test_fair_rows_have_their_own_references() -> None:
+    rows = {e.name: e for e in ENTRIES}
+    for name in ("crelu", "fourier", "crelu (matched)", "fourier (matched)"):
+        assert rows[name].fresh in rows and rows[rows[name].fresh].method == "reset"
+        fresh = learner_for(rows[rows[name].fresh], {}, DIGITS)
+        assert fresh.architecture == name.split()[0]
+    for name, entry in rows.items():
+        if name.endswith("(adam)"):
+            assert entry.fresh == "fresh network (adam)"
+            assert learner_for(entry, entry.grid[0], DIGITS).optimizer == "adam"
+    # the matched form has (at least) the base network's parameter count
+    base = build_learner(learner_for(rows["backprop"], {}, DIGITS), 64, 10, seed=0)[0]
+    matched = build_learner(learner_for(rows["crelu (matched)"], {}, DIGITS), 64, 10, seed=0)[0]
+    fresh = build_learner(learner_for(rows["fresh crelu (matched)"], {}, DIGITS), 64, 10, seed=0)[0]
+    count = [sum(p.numel() for p in n.parameters()) for n in (base, matched, fresh)]
+    assert count[0] <= count[1] == count[2] < 1.05 * count[0]
+
+
+def test_tiny_table_writes_per_seed_rows_and_paired_differences(tmp_path) -> None:
+    from bench.method_table import main
+
+    out = tmp_path / "t.md"
+    rows = "backprop,fresh network,crelu,fresh crelu"
+    common = ["--tasks", "2", "--seeds", "2", "--cache", str(tmp_path / "c"), "--only", rows]
+    main([*common, "--jobs", "1", "--out", str(out)])
+    text = out.read_text()
+    assert "| fresh crelu | - |" in text and "- backprop - fresh network, " in text
+    assert "- crelu - fresh crelu, " in text
+    csv = out.with_suffix(".per_seed.csv").read_text().splitlines()
+    assert len(csv) == 1 + 4 * 2 and csv[1].startswith("backprop,,0,")
+    again = tmp_path / "again.md"  # resumed from the cache: nothing runs, the same table
+    main([*common, "--only-cached", "--out", str(again)])
+    assert again.read_text() == text

@@ -96,7 +96,7 @@ def test_layernorm_trains_with_each_algorithm(algo):
     ("name", "settings"),
     [
         ("cbp", {"replacement_rate": 0.05, "maturity_threshold": 4}),
-        ("redo", {"tau": 0.5, "every": 2}),
+        ("redo", {"tau": 0.5, "every_updates": 2}),
     ],
 )
 def test_unit_methods_replace_units_of_a_layernorm_network(name, settings):
@@ -144,6 +144,38 @@ def test_concatenating_activation_doubles_the_features(method, activation, halve
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("method", [CReLU, DeepFourierFeatures])
+def test_parameter_matched_width_is_kumar_et_al_s(method):
+    """Kumar et al. 2023 (App. A.1.3) remove 9% of the units of their 784-100-100-10 MLP so that
+    Concat ReLU keeps at least the parameter count; the PPO-shaped network (two towers and heads
+    outside them) keeps its count too."""
+    net = nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU())
+    net.append(nn.Linear(100, 10))
+    count = sum(p.numel() for p in net.parameters())
+    method(width="match_parameters").build_network(net)
+    assert [m.out_features for m in net if isinstance(m, nn.Linear)] == [91, 91, 10]
+    assert count <= sum(p.numel() for p in net.parameters()) < 1.01 * count
+    assert net(torch.randn(2, 784)).shape == (2, 10)
+
+    class Towers(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pi = nn.Sequential(nn.Linear(17, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+            self.vf = nn.Sequential(nn.Linear(17, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+            self.action, self.value = nn.Linear(64, 6), nn.Linear(64, 1)
+
+    towers = Towers()
+    count = sum(p.numel() for p in towers.parameters())
+    method(width="match_parameters").build_network(towers)
+    after = sum(p.numel() for p in towers.parameters())
+    assert count <= after < 1.03 * count and towers.action.in_features == towers.value.in_features
+    x = torch.randn(2, 17)
+    assert towers.action(towers.pi(x)).shape == (2, 6) and towers.value(towers.vf(x)).shape == (
+        2,
+        1,
+    )
+
+
 @pytest.mark.parametrize("name", ["crelu", "fourier"])
 @pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
 def test_concatenating_activation_trains_with_each_algorithm(algo, name):
@@ -174,7 +206,7 @@ def test_crelu_model_saves_and_loads(tmp_path):
 
 
 def test_unknown_width_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"width.*double_fan_in, halve_units"):
+    with pytest.raises(ConfigError, match=r"width.*double_fan_in, halve_units, match_parameters"):
         CReLU(width="double")
 
 
@@ -343,7 +375,7 @@ def test_injection_settings_must_match_the_built_heads():
 
 
 def test_periodic_injection_reaches_the_target_network():
-    model = build("dqn", {"name": "injection", "at_change": False, "every": 40})
+    model = build("dqn", {"name": "injection", "at_change": False, "every_updates": 40})
     cb = MethodCallback("injection", at_change=False, every_updates=40, seed=0)
     model.learn(200, callback=cb)
     assert cb.counters["injections"] == 1  # max_injections = 1

@@ -243,8 +243,8 @@ def test_l2_init_pulls_toward_the_initial_parameters():
         net[0].weight.add_(1.0)
     L2Init(coeff=0.25).attach(net, opt).initial[0].copy_(start)  # theta_0 = start
     net[0].weight.grad = torch.zeros_like(start)
-    opt.step()  # theta - 1.0 * 0.25 * (theta - theta_0)
-    assert torch.allclose(net[0].weight, start + 0.75)
+    opt.step()  # 0.25 ||theta - theta_0||^2: theta - 1.0 * 2 * 0.25 * (theta - theta_0)
+    assert torch.allclose(net[0].weight, start + 0.5)
 
 
 def test_optimizer_classes():

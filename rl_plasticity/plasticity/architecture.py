@@ -119,8 +119,33 @@ def resized_linear(linear: nn.Linear, in_features: int, out_features: int) -> nn
 #: How a concatenating activation (CReLU, Fourier features) that doubles the features is fitted:
 #: ``"double_fan_in"`` keeps each layer's units and doubles the fan-in of the Linears that read
 #: them; ``"halve_units"`` halves each layer's units so that the features (and every reader) keep
-#: their size.
-WIDTHS = ("double_fan_in", "halve_units")
+#: their size (about half the parameters); ``"match_parameters"`` doubles the readers' fan-in and
+#: removes the same fraction of every hidden layer's units, the largest fraction (on a grid of
+#: 1%) that leaves at least the original number of parameters, as Kumar et al. 2023 fit their
+#: Concat ReLU networks (App. A.1.3: 9% of the units of their 784-100-100-10 MLP).
+WIDTHS = ("double_fan_in", "halve_units", "match_parameters")
+
+
+def _parameter_matched_units(module: nn.Module, pairs: list[Pair]) -> list[int]:
+    """Each hidden layer's units under ``"match_parameters"`` (see :data:`WIDTHS`)."""
+    total = sum(p.numel() for p in module.parameters())
+    linears = {id(p.linear): p.linear for p in pairs}
+    linears.update({id(r): r for p in pairs for r in p.readers})
+    fixed = total - sum(sum(t.numel() for t in m.parameters()) for m in linears.values())
+    chosen = [p.linear.out_features for p in pairs]
+    for percent in range(1, 100):
+        units = [max(1, round(p.linear.out_features * (100 - percent) / 100)) for p in pairs]
+        out = {id(p.linear): u for p, u in zip(pairs, units, strict=True)}
+        fan_in = {id(r): 2 * u for p, u in zip(pairs, units, strict=True) for r in p.readers}
+        count = fixed + sum(
+            fan_in.get(k, m.in_features) * out.get(k, m.out_features)
+            + (out.get(k, m.out_features) if m.bias is not None else 0)
+            for k, m in linears.items()
+        )
+        if count < total:
+            break
+        chosen = units
+    return chosen
 
 
 def concat_activations(module: nn.Module, make: type[nn.Module], width: str) -> list[nn.Module]:
@@ -159,10 +184,17 @@ def concat_activations(module: nn.Module, make: type[nn.Module], width: str) -> 
                 linear, linear.in_features, linear.out_features // 2
             )
         return made
-    readers = {id(r): r for pair in pairs for r in pair.readers}
-    for reader in readers.values():
-        wider = resized_linear(reader, 2 * reader.in_features, reader.out_features)
-        replace_module(module, reader, wider)
+    units = [p.linear.out_features for p in pairs]
+    if width == "match_parameters":
+        units = _parameter_matched_units(module, pairs)
+    out = {id(p.linear): u for p, u in zip(pairs, units, strict=True)}
+    fan_in = {id(r): 2 * u for p, u in zip(pairs, units, strict=True) for r in p.readers}
+    linears = {id(p.linear): p.linear for p in pairs}
+    linears.update({id(r): r for p in pairs for r in p.readers})
+    for key, linear in linears.items():
+        shape = (fan_in.get(key, linear.in_features), out.get(key, linear.out_features))
+        if shape != (linear.in_features, linear.out_features):
+            replace_module(module, linear, resized_linear(linear, *shape))
     return made
 
 
@@ -171,8 +203,10 @@ class ConcatActivationMethod(Method):
     activation (CReLU, deep Fourier features); a subclass sets :attr:`activation`.
 
         :meth:`build_network`)
-    :param width: ``"double_fan_in"`` (keep the units, readers get twice the inputs) or
-        ``"halve_units"`` (half the units, the same number of features)
+    :param width: ``"double_fan_in"`` (keep the units, readers get twice the inputs; the
+        default, as CReLU and phi are defined), ``"halve_units"`` (half the units, the same
+        number of features) or ``"match_parameters"`` (fewer units, readers get twice the
+        inputs, at least the original parameter count: Kumar et al.'s width-matched Concat ReLU)
     """
 
     #: the activation's class (no arguments), returning twice the features it gets

@@ -12,7 +12,10 @@ So the features double. ``width="double_fan_in"`` (default) keeps each layer's n
 doubles the fan-in of the Linears that read them, as CReLU is defined and as Plasticine's
 ``CReLU4Linear`` is used (its ``ca`` scripts follow CReLU layers by Linears of doubled fan-in);
 ``width="halve_units"`` keeps the number of features (n/2 units, n features, about half the
-hidden-to-hidden weights) for a comparison at equal feature width. The paper's RL setting is
+hidden-to-hidden weights) for a comparison at equal feature width; ``width="match_parameters"``
+removes the fraction of units that brings the parameter count back to the original network's (at
+least), as Kumar et al. 2023 fit their Concat ReLU baseline (App. A.1.3: 9% of the units of a
+784-100-100-10 MLP), for a comparison at equal parameter count. The paper's RL setting is
 DQN/Rainbow on Atari; it has none for PPO, so ``agents/ppo-crelu.toml`` keeps the PPO spec's.
 
 CReLU is not an elementwise activation (a unit's outgoing weights are two columns), so

@@ -10,9 +10,10 @@ every layer concatenates a sine and a cosine of the same pre-activations,
 (where sin is near-linear, cos is near its extremum, and the reverse). The features double, as
 with CReLU: ``width="double_fan_in"`` (default) keeps each layer's units and doubles the fan-in of
 the Linears that read them, as phi is defined; ``width="halve_units"`` keeps the number of
-features (n/2 units), for a comparison at equal width. Whether the paper's networks halve their
-units was not checked here (its abstract and Plasticine's ``DFFLayer4Linear``, which concatenates
-``sin(z)`` and ``cos(-z) = cos(z)``, do not say). The paper pairs the features
+features (n/2 units), for a comparison at equal width; ``width="match_parameters"`` keeps the
+parameter count (fewer units, doubled fan-in; see ``architecture.WIDTHS``). Untraced: whether the
+paper's networks change their width (its abstract and Plasticine's ``DFFLayer4Linear``, which
+concatenates ``sin(z)`` and ``cos(-z) = cos(z)``, do not say). The paper pairs the features
 with regularization (L2 or L2-init) in its best results; combine with ``l2``/``l2init`` specs for
 that. The paper's experiments are supervised continual learning; it has no RL setting, so
 ``agents/ppo-fourier.toml`` keeps the PPO spec's.

@@ -1,14 +1,19 @@
 """L2-init, regenerative regularization (Kumar et al. 2023, arXiv 2308.11958).
 
-The loss gets ``(coeff / 2) * ||theta - theta_0||^2`` over every parameter the optimizer trains,
-theta_0 being the parameters when the method is attached: each step's gradient gets
-``coeff * (theta - theta_0)``, the same coupled form as torch's ``weight_decay`` (which is L2
-toward 0). Kumar et al. use lambda about 0.01.
+The loss gets ``coeff * ||theta - theta_0||^2`` over every parameter the optimizer trains, theta_0
+being the parameters when the method is attached: Kumar et al.'s Eq. 1,
+L_train(theta) + lambda ||theta - theta_0||^2, with ``coeff`` their lambda. Each step's gradient
+gets ``2 coeff (theta - theta_0)``, the coupled form of torch's ``weight_decay`` (which is L2
+toward 0) at weight decay 2 coeff. The default ``coeff`` = 0.01 is the single lambda Kumar et al.
+find best across problems (App. A.2.5, Fig. 12; Tables 3-4 with Adam). Before issue 22, ``coeff``
+was the gradient's coefficient ((coeff / 2) ||theta - theta_0||^2), half their lambda at equal
+value. (``optimizers.L2InitAdam``'s ``l2_init`` keeps that older gradient-coefficient form.)
 
-Hooks: ``before_step``: the penalty's gradient ``coeff * (theta - theta_0)`` is added to each
+Hooks: ``before_step``: the penalty's gradient ``2 coeff (theta - theta_0)`` is added to each
 parameter's ``.grad`` before each optimizer step, in closed form. That is what the protocol's
 ``loss_term`` would add through autograd, at the same point of the step (after the algorithm's
-``backward()`` and gradient clipping), without building a graph over every parameter (which cost a
+``backward()``; with a finite ``max_grad_norm`` it is clipped with the algorithm's gradient, as a
+term of the loss: see ``protocol``), without building a graph over every parameter (which cost a
 third of FastPPO's speed).
 """
 
@@ -41,8 +46,11 @@ def pull_toward_init_(
 class L2Init(Method):
     """L2-init on every parameter the optimizer trains.
 
-    :param coeff: lambda (about 0.01 in Kumar et al.)
+    :param coeff: lambda of the loss term ``lambda ||theta - theta_0||^2`` (Kumar et al.'s Eq. 1;
+        their best, 0.01)
     """
+
+    before_step_is_loss = True
 
     def __init__(
         self,
@@ -65,7 +73,7 @@ class L2Init(Method):
         for param in self.params:
             if param.grad is None and param.requires_grad:
                 param.grad = torch.zeros_like(param)
-        pull_toward_init_(self.params, self.initial, self.coeff)
+        pull_toward_init_(self.params, self.initial, 2 * self.coeff)
 
     def state_dict(self) -> dict:
         """theta_0, in the optimizer's parameter order."""

@@ -13,21 +13,25 @@ the weights' norm grows during training, which silently decays the *effective* l
 
        W_l <- ||W_l^(0)||_F * W_l / ||W_l||_F
 
-   which leaves the function computed unchanged (LayerNorm is scale-invariant in W_l, up to its
-   eps) and undoes the growth of ||W_l||.
+   which undoes the growth of ||W_l||. It leaves the function computed unchanged only when the
+   layer's bias is zero: LayerNorm(c W x + b) = LayerNorm(W x + b / c) (up to its eps), so with a
+   nonzero bias b, rescaling W alone acts like rescaling b by 1 / c and changes the output
+   (``tests/test_methods_reference.py`` shows both cases). The spec's LeCun-uniform
+   initialization starts the biases at zero, but they are trained.
 
 By default the projected matrices are the incoming weights of the hidden layers that have a
-LayerNorm (``HiddenLayer.incoming.weight``), the layers where the projection provably leaves the
-function unchanged; biases are left alone (LayerNorm's mean subtraction cancels only their common
-part). Two variants are options, because the full text of the paper was not at hand to settle
-them and Plasticine's NaP scripts do both: ``project_output=True`` also projects the output
-Linears' weights (this changes the function: no normalization follows them), and
-``project_affine=True`` projects each LayerNorm's scale and offset jointly, (gamma, beta) <-
-||(gamma_0, beta_0)|| (gamma, beta) / ||(gamma, beta)||, which with a positively homogeneous
-activation (ReLU) only rescales the layer's output. ||.^(0)|| is measured when the method
-attaches (SB3: at the start of the first ``learn()``, after the agent spec's ``init``) and saved
-in the method's state so a resumed run projects onto the same norms. No paper setting for PPO:
-``agents/ppo-nap.toml`` keeps the PPO spec's.
+LayerNorm (``HiddenLayer.incoming.weight``); biases are left alone. Two variants are options:
+``project_output=True`` also projects the output Linears' weights (no normalization follows them,
+so this changes the function more), and ``project_affine=True`` projects each LayerNorm's scale
+and offset jointly, (gamma, beta) <- ||(gamma_0, beta_0)|| (gamma, beta) / ||(gamma, beta)||,
+which with a positively homogeneous activation (ReLU) only rescales the layer's output.
+Untraced: whether the paper projects the output layer and the LayerNorm's scale and offset, and
+how it treats the biases (only its abstract and introduction could be read here; Plasticine's NaP
+scripts do both variants), so the defaults are the smallest form, marked untraced in
+``docs/provenance.md``. ||.^(0)|| is measured when the method attaches (SB3: at the start of the
+first ``learn()``, after the agent spec's ``init``) and saved in the method's state so a resumed
+run projects onto the same norms. No paper setting for PPO: ``agents/ppo-nap.toml`` keeps the PPO
+spec's; the paper's agents train NaP networks with Adam (the digits table runs it on both bases).
 
 Hooks: ``build_network`` (the LayerNorms; SB3: carried by ``rl_plasticity.sb3.policies``) and
 ``after_step`` (the projection).

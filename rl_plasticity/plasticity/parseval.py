@@ -26,11 +26,14 @@ Defaults and where they come from:
   lambda was tuned at width 64; set ``reference_width = 64`` to do the same (per layer, by its
   number of units).
 
-Not implemented (the paper's ablations and relaxations, off in its main results): the learnable
-per-unit scale (a diagonal layer after each Parseval layer), learnable input scaling, Parseval on
-row-normalized weights (``parseval_norm``), and subgroup Parseval (``parseval_num_groups``,
-orthogonality only within groups of units). The paper's networks are initialized orthogonally;
-here the initialization is the spec's.
+Not implemented: the learnable per-unit scale, a diagonal layer after each Parseval layer
+(``add_diag_layer``), which the authors' code turns on for its MetaWorld experiments, the paper's
+headline results (so the ``ppo-parseval`` spec is the method without it, as in the gridworld runs);
+and the paper's ablations and relaxations: learnable input scaling, Parseval on row-normalized
+weights (``parseval_norm``) and subgroup Parseval (``parseval_num_groups``, orthogonality only
+within groups of units). The paper's networks are initialized orthogonally; here the
+initialization is the spec's. The authors add the term to the loss before gradient clipping; here
+it is too when the algorithm clips (see ``protocol``).
 
 Hooks: ``loss_term`` (the penalty; its gradient is added before each optimizer step).
 """

@@ -47,14 +47,22 @@ The hooks, each a no-op by default:
   the one built for the network; it must have the same parameters and be a
   ``torch.optim.Optimizer`` (its ``state_dict`` is saved with the model).
 * :meth:`Method.loss_term` -- a loss term on the step's minibatch (effective-rank regularizer,
-  Parseval, spectral regularization). SB3 computes its loss inside ``train()``, so the term is
-  added as a gradient in an optimizer pre-step hook, after the algorithm's ``backward()`` and
-  gradient clipping: the term is computed (with ``features`` recomputed with gradients from the
-  inputs the hidden layers' ``nn.Sequential`` containers saw in the step's training forward) and
-  its gradient is added to each parameter's ``.grad``. This works for every algorithm and
-  optimizer, without subclassing; the term is not clipped with the algorithm's loss.
-* :meth:`Method.before_step` -- before each optimizer step, on the finished gradient (noisy SGD,
-  L2-init's closed-form pull toward the initial parameters).
+  Parseval, L2-init, spectral regularization). SB3 computes its loss inside ``train()``, so the
+  term is added as a gradient in an optimizer pre-step hook, after the algorithm's ``backward()``
+  and gradient clipping: the term is computed (with ``features`` recomputed with gradients from
+  the inputs the hidden layers' ``nn.Sequential`` containers saw in the step's training forward)
+  and its gradient is added to each parameter's ``.grad``. This works for every algorithm and
+  optimizer, without subclassing. Clipping: the references add such terms to the loss, so they
+  are clipped with it. When :meth:`Method.attach` is told the algorithm's ``max_grad_norm`` (the
+  SB3 callback does), the method records the gradient's norm before the algorithm clips it (a
+  hook on each parameter's gradient accumulation), undoes the clip's factor, adds the term and
+  clips the sum as ``clip_grad_norm_`` would have clipped the loss's gradient with the term in
+  it. Without a ``max_grad_norm`` (plain PyTorch, SAC, TD3) nothing is clipped here. This
+  assumes the algorithm clips exactly the optimizer's parameters (SB3's PPO, A2C, DQN do).
+* :meth:`Method.before_step` -- before each optimizer step, on the finished gradient (noisy SGD:
+  its noise is part of its optimizer's step in the authors' code, so it comes after clipping;
+  L2-init's closed-form pull toward the initial parameters, which sets ``before_step_is_loss``
+  and is clipped with the loss like a ``loss_term``).
 * :meth:`Method.after_step` -- after each optimizer step (CBP, ReDo, shrink-and-perturb, weight
   clipping, projections). :meth:`Method.take_features` gives each hidden layer's features on the
   step's minibatch when the class sets ``records_features``.
@@ -69,6 +77,7 @@ file needs are importable from here too. This module knows nothing of SB3 or gym
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -145,6 +154,8 @@ class Method:
     syncs_targets: ClassVar[bool] = False
     #: :meth:`counters` keys that count for the whole model (logged once as ``method/<key>``)
     model_counters: ClassVar[tuple[str, ...]] = ()
+    #: :meth:`before_step` adds a loss term's gradient (clipped with the loss, like loss_term's)
+    before_step_is_loss: ClassVar[bool] = False
 
     def __init__(self) -> None:
         #: seed of the method's generator (set by :meth:`attach`)
@@ -160,6 +171,8 @@ class Method:
         self._inputs: InputRecorder | None = None
         self._roots: list[nn.Module] = []
         self._handles: list = []
+        #: with a max_grad_norm: (parameters, max norm, squared gradient norm of each)
+        self._clip: tuple[list[torch.Tensor], float, dict[int, torch.Tensor]] | None = None
 
     # -- hooks (override what the method needs) --------------------------------------------------
 
@@ -243,6 +256,7 @@ class Method:
         layers: Sequence[HiddenLayer] | None = None,
         heads: Mapping[str, Sequence[nn.Linear]] | None = None,
         reinit: Reinit | None = None,
+        max_grad_norm: float | None = None,
     ) -> Method:
         """Attach to ``module`` trained by ``optimizer`` and install the hooks it needs.
 
@@ -256,6 +270,9 @@ class Method:
         :param heads: for ``find_hidden_layers``: Linears outside a Sequential that read its last
             layer
         :param reinit: how to re-draw the whole network (default: :func:`default_reinit`)
+        :param max_grad_norm: the norm to which the algorithm clips the gradient of the
+            optimizer's parameters before each step (None: it does not clip); a loss term is
+            then clipped with the loss, as the references add it (see the module docstring)
         :return: self
         :raises ValueError: when the method needs hidden layers and ``module`` has none
         """
@@ -277,11 +294,19 @@ class Method:
             self._inputs = InputRecorder(self._roots)
         if optimizer is not None:
             self._handles.append(optimizer.register_step_post_hook(self._post_step))
+            adds_loss = implements(self, "loss_term") or (
+                self.before_step_is_loss and implements(self, "before_step")
+            )
+            clip = adds_loss and max_grad_norm is not None and math.isfinite(max_grad_norm)
+            if clip:
+                self._clip_before_terms(optimizer, float(max_grad_norm))
             if implements(self, "loss_term"):
                 self._handles.append(optimizer.register_step_pre_hook(self._pre_step))
             if implements(self, "before_step"):
                 hook = optimizer.register_step_pre_hook(lambda *_: self.before_step())
                 self._handles.append(hook)
+            if clip:
+                self._handles.append(optimizer.register_step_pre_hook(self._clip_again))
         self.setup()
         return self
 
@@ -338,6 +363,38 @@ class Method:
                     param.grad = grad.detach()
                 else:
                     param.grad.add_(grad)
+
+    def _clip_before_terms(self, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> None:
+        """Record each parameter's gradient norm as backward finishes it (before the algorithm
+        clips), and undo the clip's factor before the terms are added (first pre-step hook)."""
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        self._clip = (params, max_grad_norm, {})
+        squares = self._clip[2]
+
+        def record(param: torch.Tensor) -> None:
+            squares[id(param)] = param.grad.detach().square().sum()
+
+        self._handles += [p.register_post_accumulate_grad_hook(record) for p in params]
+        self._handles.append(optimizer.register_step_pre_hook(self._unclip))
+
+    def _unclip(self, *_: object) -> None:
+        assert self._clip is not None
+        params, max_norm, squares = self._clip
+        if not squares:
+            return
+        norm = float(torch.stack(list(squares.values())).sum().sqrt())
+        factor = min(1.0, max_norm / (norm + 1e-6))  # clip_grad_norm_'s clamped coefficient
+        if factor < 1.0:
+            with torch.no_grad():
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.div_(factor)
+
+    def _clip_again(self, *_: object) -> None:
+        assert self._clip is not None
+        params, max_norm, squares = self._clip
+        torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_norm)
+        squares.clear()
 
     def _recompute_features(self) -> list[torch.Tensor] | None:
         """Each hidden layer's features, recomputed with gradients from the step's inputs."""

@@ -2,15 +2,24 @@
 
 One event moves every Linear weight and bias theta to
 
-    theta <- lambda * theta + (1 - lambda) * theta_fresh + sigma * noise,   noise ~ N(0, 1)
+    theta <- lambda * theta + rho * theta_fresh + sigma * noise,   noise ~ N(0, 1)
 
 where theta_fresh is a fresh draw from the initial distribution (``target="fresh_init"``) or 0
-(``target="zero"``: plain shrinking, i.e. weight decay). Three uses in the literature:
+(``target="zero"``: plain shrinking, i.e. weight decay), and rho (``fresh_scale``) is
+1 - lambda by default. Two forms of the fresh draw's weight:
 
-* continual: after every step, shrink (``target="zero"``, lambda slightly below 1) and add
-  N(0, sigma^2) noise with sigma about 1e-5..1e-4;
-* "soft": after every step, lambda = 1 - 1e-6 toward a fresh random init;
-* "at shift": lambda = 0.5 toward a fresh init when the task (the environment) changes.
+* the soft, interpolating form (``fresh_scale=None``, default): rho = 1 - lambda, theta moves
+  1 - lambda of the way toward a fresh network, as Plasticine does every step (p = 1 - 1e-6);
+* Ash & Adams' form: theta <- lambda theta + rho eps with eps drawn from the initial
+  distribution and rho an independent noise scale ("sigma" in Kumar et al.'s App. A.3 reading
+  of Ash & Adams, who suggest drawing eps from the initialization so that the noise scales with
+  each layer's width): ``fresh_scale=rho``. Kumar et al.'s best settings on their problems
+  (Tables 3-4): lambda = 1 - 1e-4 (or 1 - 1e-3) and rho = 1e-2, after every step.
+
+Uses in the literature: continual, after every step (Ash & Adams' form, or ``target="zero"`` with
+Gaussian ``noise_std`` about 1e-5..1e-4); "soft", after every step, lambda = 1 - 1e-6 toward a
+fresh random init; "at shift", lambda = 0.5 toward a fresh init when the task (the environment)
+changes (Ash & Adams' warm-starting experiments shrink and perturb once, at the new data).
 
 This module knows nothing of SB3.
 """
@@ -95,6 +104,9 @@ class ShrinkPerturb(Method):
     :param shrink: lambda; ``None``: 1 - 1e-6 (the soft version, every step) with
         ``when="step"``, 0.5 with ``when="change"``
     :param noise_std: sigma of the Gaussian noise added (0: none)
+    :param fresh_scale: rho, the weight of the fresh draw from the initial distribution; None:
+        1 - lambda (the soft form, moving toward a fresh network); a number: Ash & Adams'
+        independent noise scale on init-distribution noise (needs ``target="fresh_init"``)
     :param target: ``"fresh_init"`` (shrink toward a fresh draw of the initial distribution) or
         ``"zero"``
     :param when: ``"step"`` (after optimizer steps) or ``"change"`` (once each time the
@@ -114,6 +126,7 @@ class ShrinkPerturb(Method):
         *,
         shrink: float | None = None,
         noise_std: float = 0.0,
+        fresh_scale: float | None = None,
         target: str = "fresh_init",
         when: str = "step",
         init: str = "lecun_uniform",
@@ -128,6 +141,11 @@ class ShrinkPerturb(Method):
         self.every_updates = check_int("every_updates", every_updates, 1)
         self.noise_std = check_number("noise_std", noise_std, 0.0, float("inf"))
         self.target = check_target(target)
+        if fresh_scale is not None:
+            fresh_scale = check_number("fresh_scale", fresh_scale, 0.0, float("inf"))
+            if self.target != "fresh_init":
+                raise ConfigError("fresh_scale", fresh_scale, "None with target 'zero'")
+        self.fresh_scale = fresh_scale
         self.init = check_init(init)
         self.events = 0
         self._params: list[tuple[torch.Tensor, float]] = []
@@ -163,9 +181,10 @@ class ShrinkPerturb(Method):
         """
         lam, scale = repeated_event(self.shrink if shrink is None else shrink, repeats)
         single = self.shrink if shrink is None else shrink
+        fresh = 1 - single if self.fresh_scale is None else self.fresh_scale
         for param, bound in self._params:
             shrink_perturb_(
-                param, lam, bound, scale * self.noise_std, self.generator, scale * (1 - single)
+                param, lam, bound, scale * self.noise_std, self.generator, scale * fresh
             )
         self.events += repeats
 

@@ -27,10 +27,19 @@ protection).
 
 Defaults and where they come from (the authors' code: README's ``UPGD`` and the PPO script
 ``core/run/rl/ppo_continuous_action_upgd.py``, which agree): ``weight_decay`` lambda = 0.001,
-``beta_utility`` = 0.999, ``sigma`` = 0.001; the learning rate alpha is the algorithm's. The code
-steps by 2 alpha where the paper's update has alpha: double the learning rate to reproduce it.
-``adaptive`` takes Adam's betas and eps from the optimizer it replaces (the authors' PPO: (0.9,
-0.999) and 1e-5), else (0.9, 0.999) and 1e-8. The noise is drawn from torch's global generator.
+``beta_utility`` = 0.999, ``sigma`` = 0.001; the learning rate alpha is the algorithm's.
+
+Step size: this class steps by alpha, as the paper's update is written; the authors' code steps
+by 2 alpha and decays by (1 - alpha lambda) (``adaupgd.py``: ``mul_(1 - lr * weight_decay)``, then
+``add_(..., alpha=-2.0 * lr)``). Their optimizer at (alpha, lambda) is exactly this one at
+(2 alpha, lambda / 2): the ``ppo-upgd`` spec does that (learning rate 2e-4, weight decay 5e-4 for
+the authors' form at the PPO base's 1e-4 and their 1e-3), so that a weight of zero utility (gate
+0.5) moves as far as under the base's Adam. Checked step for step against a transcription of
+``AdaptiveUPGD`` in ``tests/test_methods_reference.py``.
+
+``adaptive`` takes Adam's betas and eps from the optimizer it replaces, else (0.9, 0.999) and 1e-5,
+the authors' (``AdaptiveUPGD``'s default and their PPO script's ``eps=1e-5``; the ``ppo-upgd``
+spec sets its Adam eps to 1e-5 for that). The noise is drawn from torch's global generator.
 
 Plain PyTorch: ``optimizer = UPGDOptimizer(net.parameters(), lr=1e-3)`` (``adaptive=True`` for
 the Adam-normalised form); the training loop is unchanged.
@@ -61,7 +70,7 @@ class UPGDOptimizer(torch.optim.Optimizer):
     :param sigma: standard deviation of the Gaussian perturbation
     :param adaptive: use Adam's normalised direction instead of the gradient
     :param betas: Adam's decays (only with ``adaptive``)
-    :param eps: Adam's epsilon (only with ``adaptive``)
+    :param eps: Adam's epsilon (only with ``adaptive``; the authors': 1e-5)
     """
 
     def __init__(
@@ -73,7 +82,7 @@ class UPGDOptimizer(torch.optim.Optimizer):
         sigma: float = 0.001,
         adaptive: bool = False,
         betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
+        eps: float = 1e-5,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -179,5 +188,5 @@ class UPGD(Method):
             sigma=self.sigma,
             adaptive=self.adaptive,
             betas=tuple(first.get("betas", (0.9, 0.999))),
-            eps=float(first.get("eps", 1e-8)),
+            eps=float(first.get("eps", 1e-5)),
         )

@@ -42,6 +42,9 @@ class ContinualLearner:
     :param batch_size: examples per update
     :param method: a registered method name, or None for plain backprop
     :param settings: the method's settings (its ``seed`` is the run's seed)
+    :param architecture: a registered method whose ``build_network`` alone is applied first (a
+        fresh network of CReLU's architecture: ``method="reset", architecture="crelu"``)
+    :param architecture_settings: that method's settings (``{"width": "match_parameters"}``)
     """
 
     hidden: tuple[int, ...] = (100, 100)
@@ -52,6 +55,8 @@ class ContinualLearner:
     batch_size: int = 16
     method: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    architecture: str | None = None
+    architecture_settings: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -94,9 +99,16 @@ def build_learner(
         num_inputs, learner.hidden, num_outputs, torch.Generator().manual_seed(seed)
     )
     method = None
-    if learner.method is not None:
-        method = make_method(learner.method, {**learner.settings, "seed": seed})
-        net = method.build_network(net)
+    # Linears an architecture method resizes are drawn as nn.Linear draws, from torch's global
+    # generator: seeded here (and the caller's stream left as it was) so a run is reproducible.
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        if learner.architecture is not None:
+            architecture = make_method(learner.architecture, learner.architecture_settings)
+            net = architecture.build_network(net)
+        if learner.method is not None:
+            method = make_method(learner.method, learner.settings)
+            net = method.build_network(net)
     optimizer: torch.optim.Optimizer
     if learner.optimizer == "adam":
         optimizer = torch.optim.Adam(
@@ -111,7 +123,7 @@ def build_learner(
         )
     if method is not None:
         optimizer = method.wrap_optimizer(optimizer)
-        method.attach(net, optimizer)
+        method.attach(net, optimizer, seed=seed)
     return net, optimizer, method
 
 

@@ -150,6 +150,7 @@ class MethodCallback(BaseCallback):
                 layers=group.layers,
                 seed=self.seed + i,
                 reinit=sb3_reinit(self.model, group),
+                max_grad_norm=getattr(self.model, "max_grad_norm", None),
             )
             self.methods[group.name] = method
         if self._pending is not None:
