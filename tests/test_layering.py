@@ -22,6 +22,7 @@ PACKAGE = Path(__file__).parent.parent / "rl_plasticity"
 LAYERS = {
     "rl_plasticity.errors": 0,
     "rl_plasticity.validate": 0,
+    "rl_plasticity.seeding": 0,  # seeds derived from the run seed: pure
     "rl_plasticity.catalog": 0,
     "rl_plasticity.overrides": 0,
     "rl_plasticity.sb3.layer_names": 0,  # SB3's layer names: pure Python, read by the report
