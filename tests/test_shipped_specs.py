@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from rl_plasticity.experiment import train
-from rl_plasticity.specs import available_specs, load_env_spec
+from rl_plasticity.experiment.build import rollout_steps
+from rl_plasticity.metrics import PlasticityMetrics
+from rl_plasticity.specs import available_specs, load_agent_spec, load_env_spec
 
 
 @pytest.mark.parametrize("agent", sorted(available_specs("agents")))
@@ -22,3 +26,12 @@ def test_shipped_env_builds_and_steps(env):
     _, _, _, _, info = made.step(made.action_space.sample())
     assert info["context"]["phase"] == 0
     made.close()
+
+
+@pytest.mark.parametrize("agent", sorted(available_specs("agents")))
+def test_shipped_agent_measures_on_whole_rollouts(agent):
+    # Otherwise PlasticityMetrics warns that its spacing is rounded, in the shipped demo too.
+    spec = load_agent_spec(agent)
+    every = spec.metrics.get("every", inspect.signature(PlasticityMetrics).parameters["every"])
+    every = getattr(every, "default", every)
+    assert every % rollout_steps(spec) == 0, (every, rollout_steps(spec))

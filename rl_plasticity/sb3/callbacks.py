@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import inspect
 import math
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rl_plasticity.errors import ConfigError
+from rl_plasticity.errors import ConfigError, warn_user
 from rl_plasticity.logger_keys import layer_labels
 from rl_plasticity.plasticity.protocol import (
     Method,
@@ -158,7 +157,7 @@ class MethodCallback(BaseCallback):
         if updates is not None:
             reasons = [m.check_reachable(updates) for m in self.methods.values()]
             if reasons and all(reasons):
-                warnings.warn(f"{self.label}: {reasons[0]}", UserWarning, stacklevel=2)
+                warn_user(f"{self.label}: {reasons[0]}")
 
     def _on_training_end(self) -> None:
         self._replaced = self.replaced_total
@@ -173,13 +172,11 @@ class MethodCallback(BaseCallback):
         if phase is None:
             if self.max_phase is None and not self._warned and self.template.acts_on_change:
                 self._warned = True
-                warnings.warn(
+                warn_user(
                     f"{self.label} acts when the environment changes, read from "
                     "info['context']['phase'] (which NonstationaryWrapper adds), and this env's "
                     "infos have none: it will never act. Wrap the env in NonstationaryWrapper "
-                    "or report the phase yourself",
-                    UserWarning,
-                    stacklevel=2,
+                    "or report the phase yourself"
                 )
         elif self.max_phase is None:
             self.max_phase = phase

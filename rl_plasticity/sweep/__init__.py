@@ -8,7 +8,7 @@ run directories. Running the same sweep again skips finished runs and resumes th
 their last checkpoint (a run that never reached one is restarted, with a note).
 
 ``overrides`` (``--set``) with several values make a grid of agents: each combination is its own
-agent, named after it (``ppo-cbp@replacement_rate=1e-4``), in the run directories and the report.
+agent, named after it (``ppo-cbp+replacement_rate-1e-4``), in the run directories and the report.
 
 Local runs are their own process groups: SIGINT (Ctrl-C) or SIGTERM to the sweep is passed on to
 each running run once, which checkpoints and stops; runs not started yet are not started. A
