@@ -317,8 +317,7 @@ def write_report(
     :param unfinished: also use interrupted and running runs (up to the step each reached; the
         report lists them and says so); by default figures and tables use finished runs only
     :return: path of ``report.md``
-    :raises ConfigError: a folder without runs, none finished (none usable with
-        ``unfinished``), or a filter value that matches no run
+    :raises ConfigError: a folder without runs, or a filter value that matches no run
     """
     run_root = Path(run_root)
     out_dir = Path(out_dir) if out_dir is not None else run_root / "report"
@@ -331,16 +330,10 @@ def write_report(
             "rlp train and rlp sweep write them); it holds none",
         )
     runs = select_runs(found, groups, envs, agents, seeds)
-    statuses = ("done", "interrupted", "running") if unfinished else ("done",)
-    if not any(r.status in statuses for r in runs):
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.status for r in runs).items()))
-        hint = "" if unfinished else "; --unfinished also reports interrupted and running ones"
-        raise ConfigError(
-            "dir", str(run_root), f"a folder with finished runs; it holds {counts}{hint}"
-        )
     out_dir.mkdir(parents=True, exist_ok=True)
     label_rows(runs)
     runs, warnings = drop_duplicates(runs)
+    statuses = ("done", "interrupted", "running") if unfinished else ("done",)
     used = [r for r in runs if r.status in statuses]
     warnings += length_warnings(used)
     for warning in warnings:
