@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +37,12 @@ def test_shipped_agent_measures_on_whole_rollouts(agent):
     every = spec.metrics.get("every", inspect.signature(PlasticityMetrics).parameters["every"])
     every = getattr(every, "default", every)
     assert every % rollout_steps(spec) == 0, (every, rollout_steps(spec))
+
+
+def test_agents_readme_lists_every_registered_method():
+    from rl_plasticity.plasticity import METHODS
+
+    text = (Path(__file__).parent.parent / "agents" / "README.md").read_text()
+    start = text.index("Method names, as registered")
+    listed = re.findall(r"`([a-z_0-9]+)`", text[start : text.index("\n\n", start)])
+    assert listed == ["none", *METHODS]
