@@ -1,7 +1,8 @@
 # Every target bootstraps .venv itself; running one twice installs nothing the second time.
 #
 # TORCH_SPEC picks the torch build, installed before the package so that pip keeps it:
-#   make test TORCH_SPEC="torch==2.13.0"                                   (default: the CPU wheel here)
+#   make test TORCH_SPEC="torch==2.13.0"                                   (default; from PyPI on Linux a CUDA build)
+#   make test TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"     (the CPU build)
 #   make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu126"   (a CUDA build)
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0

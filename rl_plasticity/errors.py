@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any
 
 #: Characters of the offending value's repr shown in a message (the message is one line).
@@ -43,3 +46,27 @@ class ConfigError(ValueError):
         """The same error with ``prefix`` put before its key (``"method"`` + ``"rho"``)."""
         key = f"{prefix}.{self.key}" if self.key else prefix
         return ConfigError(key, self.value, self.allowed, self.file)
+
+
+#: Packages whose frames a warning skips to reach the user's line (those rl_plasticity runs
+#: inside: SB3 calls our callbacks, torch our hooks, gymnasium our wrappers).
+_LIBRARIES = ("rl_plasticity", "stable_baselines3", "gymnasium", "torch")
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the user's line: the first caller outside rl_plasticity and
+    the libraries it runs inside (e.g. the line calling ``model.learn``, not SB3's
+    ``callbacks.py`` that calls a callback). With no such caller (``rlp``), the outermost frame.
+
+    :param message: the warning
+    :param category: its class
+    """
+    prefixes = tuple(
+        os.path.dirname(module.__file__) + os.sep
+        for module in map(sys.modules.get, _LIBRARIES)
+        if module is not None and getattr(module, "__file__", None)
+    )
+    frame, level = sys._getframe(1), 2  # stacklevel 2: warn_user's caller
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(prefixes):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -6,7 +6,7 @@ dotted key of the agent spec and a TOML literal (``--set hyperparameters.learnin
 separated by commas (``--set method.replacement_rate=1e-4,1e-3``), one agent per combination.
 Overrides are laid over the spec's TOML table before it is validated, so a bad value gets the
 same error as in the file. An agent with overrides is named after them:
-``ppo-cbp@replacement_rate=1e-4``.
+``ppo-cbp+replacement_rate-1e-4`` (see :func:`name_suffix`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from rl_plasticity.errors import ConfigError
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$")
 _BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+=,-]")
+_UNSAFE = re.compile(r"(?:[^A-Za-z0-9._-]|_)+")
 _STEPS_ALLOWED = "a positive whole number of steps, e.g. 1000000, 1_000_000 or 1e6"
 
 
@@ -181,19 +181,22 @@ def apply(data: Mapping[str, Any], assignment: Assignment) -> dict[str, Any]:
 
 
 def name_suffix(assignment: Assignment) -> str:
-    """The part of an agent's name that says what was overridden: ``@replacement_rate=1e-4``.
+    """The part of an agent's name that says what was overridden: ``+replacement_rate-1e-4``.
 
-    Keys are shortened to their last part unless two would read the same; the text is safe in a
-    file name (characters other than letters, digits and ``._+=,-`` become ``_``).
+    Each override is ``+key-value``. Keys are shortened to their last part unless two would read
+    the same. The name is plain in a shell and a file name: characters other than letters, digits,
+    ``.``, ``_`` and ``-`` become ``_`` (one for a run of them, so a name never holds the ``__``
+    that separates the parts of a run directory's name).
 
     :param assignment: (key, value, text) triples; empty gives ``""``
     """
-    if not assignment:
-        return ""
     last = [key.rsplit(".", 1)[-1] for key, _, _ in assignment]
     short = len(set(last)) == len(last)
-    parts = [
-        f"{name if short else key}={text}"
+    return "".join(
+        f"+{_safe(name if short else key)}-{_safe(text)}"
         for name, (key, _, text) in zip(last, assignment, strict=True)
-    ]
-    return "@" + _UNSAFE.sub("_", ",".join(parts))
+    )
+
+
+def _safe(text: str) -> str:
+    return _UNSAFE.sub("_", text)

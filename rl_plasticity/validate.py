@@ -15,6 +15,8 @@ from rl_plasticity.errors import ConfigError
 
 #: Largest magnitude of an integer setting (torch's int64 counters overflow beyond about 2**63).
 MAX_INT = 2**62
+#: The largest seed numpy's generators take (``np.random.default_rng`` and ``seed``: 32 bits).
+MAX_SEED = 2**32 - 1
 
 
 def is_number(value: Any) -> bool:

@@ -10,8 +10,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rl_plasticity.sb3.callbacks import MethodCallback
@@ -44,15 +46,52 @@ OTHER = dict(
 )
 
 
+class CustomFlatten(FlattenExtractor):
+    """A features extractor of the user's: the fast path cannot know what it computes."""
+
+
 def make_env(n_envs: int = 1) -> DummyVecEnv:
     return DummyVecEnv([lambda: gym.make("Pendulum-v1")] * n_envs)
 
 
-def pair(settings: dict, n_envs: int = 1) -> tuple[PPO, FastPPO]:
-    """SB3's PPO and FastPPO built alike, both ready to collect a rollout from the same state."""
+class SpacesEnv(gym.Env):
+    """Random observations of a given space, reward the sum of the action, truncated at 20 steps
+    (so the time-limit bootstrap runs); the same stream of observations for every instance."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+        self.observation_space.seed(0)
+        self.steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.steps += 1
+        return self.observation_space.sample(), float(np.sum(action)), False, self.steps >= 20, {}
+
+
+#: The observation and action spaces the fast path runs besides Pendulum's vectors.
+SPACES = {
+    "image": (lambda: spaces.Box(0, 255, (1, 6, 6), np.uint8), lambda: spaces.Box(-1, 1, (2,))),
+    "discrete-obs": (lambda: spaces.Discrete(5), lambda: spaces.Box(-1, 1, (2,))),
+    "multidiscrete-obs": (lambda: spaces.MultiDiscrete([3, 4]), lambda: spaces.Box(-1, 1, (2,))),
+    "multibinary-obs": (lambda: spaces.MultiBinary(4), lambda: spaces.Box(-1, 1, (2,))),
+    "matrix-actions": (lambda: spaces.Box(-1, 1, (3,)), lambda: spaces.Box(-1, 1, (2, 2))),
+}
+
+
+def pair(settings: dict, n_envs: int = 1, env=None) -> tuple[PPO, FastPPO]:
+    """SB3's PPO and FastPPO built alike, both ready to collect a rollout from the same state.
+
+    :param env: a function making one env (default Pendulum)
+    """
     models = []
     for cls in (PPO, FastPPO):
-        model = cls("MlpPolicy", make_env(n_envs), seed=0, device="cpu", **settings)
+        vec_env = make_env(n_envs) if env is None else DummyVecEnv([env] * n_envs)
+        model = cls("MlpPolicy", vec_env, seed=0, device="cpu", **settings)
         model._setup_learn(10**6)
         models.append(model)
     models[1].policy.load_state_dict(models[0].policy.state_dict())
@@ -88,6 +127,25 @@ def test_rollout_is_sb3s_to_the_bit(n_envs: int) -> None:
     np.testing.assert_array_equal(fast._last_obs, sb3._last_obs)
     assert fast.num_timesteps == sb3.num_timesteps == 512 * n_envs
     assert list(fast.ep_info_buffer) == list(sb3.ep_info_buffer)
+
+
+@pytest.mark.parametrize("case", SPACES)
+def test_other_spaces_give_sb3s_rollout_and_update(case: str) -> None:
+    # SB3 preprocesses these observations (images / 255, one-hot) and reshapes these actions;
+    # the fast path must do the same, not just run.
+    observation_space, action_space = SPACES[case]
+    settings = dict(PAPER, n_steps=64, batch_size=32, n_epochs=2)
+    sb3, fast = pair(settings, 2, lambda: SpacesEnv(observation_space(), action_space()))
+    assert fast.fallback_reason is None
+    same_rng_state(lambda: rollout(sb3), lambda: rollout(fast))
+    for name in BUFFER:
+        np.testing.assert_array_equal(
+            getattr(fast.rollout_buffer, name), getattr(sb3.rollout_buffer, name), err_msg=name
+        )
+    fast.rollout_buffer = copy.deepcopy(sb3.rollout_buffer)
+    same_rng_state(sb3.train, fast.train)
+    for a, b in zip(sb3.policy.parameters(), fast.policy.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("settings", [PAPER, OTHER], ids=["paper", "clipped-kl-entropy"])
@@ -202,18 +260,42 @@ def test_files_load_both_ways(tmp_path) -> None:
         assert loaded.num_timesteps == 1024
     sb3 = PPO("MlpPolicy", make_env(), seed=0, device="cpu", **PAPER)
     sb3.save(tmp_path / "sb3.zip")
-    assert FastPPO.load(tmp_path / "sb3.zip", device="cpu")._unsupported is None
+    assert FastPPO.load(tmp_path / "sb3.zip", device="cpu").fallback_reason is None
 
 
-def test_what_it_cannot_run_fast_runs_sb3s_code_with_a_warning() -> None:
-    env = DummyVecEnv([lambda: gym.make("CartPole-v1")])
-    with pytest.warns(UserWarning, match="SB3's PPO code paths: action space Discrete"):
-        model = FastPPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0)
-    model.learn(128)
-    assert model.num_timesteps == 128
+@pytest.mark.parametrize(
+    ("make", "kwargs", "reason"),
+    [
+        (lambda: gym.make("CartPole-v1"), {}, "action space Discrete"),
+        (lambda: gym.make("Pendulum-v1"), {"use_sde": True}, "gSDE"),
+        (
+            lambda: SpacesEnv(spaces.Dict({"a": spaces.Box(-1, 1, (2,))}), spaces.Box(-1, 1, (1,))),
+            {"policy": "MultiInputPolicy"},
+            "policy class MultiInputActorCriticPolicy",
+        ),
+        (
+            lambda: gym.make("Pendulum-v1"),
+            {"policy_kwargs": {"features_extractor_class": CustomFlatten}},
+            "features extractor",
+        ),
+    ],
+    ids=["discrete-actions", "sde", "dict-obs", "extractor"],
+)
+def test_what_it_cannot_run_fast_runs_sb3s_code_with_a_note(make, kwargs, reason, capsys) -> None:
+    # A model that falls back is SB3's PPO, correct: no warning (SB3's own tests run warning-free
+    # code under "error"), a note at verbose >= 1 as SB3 prints its own.
+    kwargs = {"policy": "MlpPolicy", **kwargs}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert FastPPO("MlpPolicy", make_env(), **PAPER)._unsupported is None
+        quiet = FastPPO(env=DummyVecEnv([make]), n_steps=64, batch_size=32, n_epochs=1, **kwargs)
+    assert reason in quiet.fallback_reason
+    assert "FastPPO" not in capsys.readouterr().out
+    FastPPO(env=DummyVecEnv([make]), n_steps=64, batch_size=32, verbose=1, **kwargs)
+    note = [line for line in capsys.readouterr().out.splitlines() if "FastPPO" in line]
+    assert note == [f"FastPPO runs SB3's PPO code paths: {quiet.fallback_reason}"]
+    quiet.learn(128)
+    assert quiet.num_timesteps == 128
+    assert FastPPO("MlpPolicy", make_env(), **PAPER).fallback_reason is None
 
 
 def test_an_agent_spec_names_it() -> None:

@@ -109,8 +109,8 @@ def test_unit_methods_replace_units_of_a_layernorm_network(name, settings):
 
 
 def test_fast_ppo_runs_sb3_code_for_a_layernorm_policy():
-    with pytest.warns(UserWarning, match="FastPPO runs SB3's PPO code paths.*MethodActorCritic"):
-        model = build("ppo", {"name": "layernorm"}, cls=FastPPO)
+    model = build("ppo", {"name": "layernorm"}, cls=FastPPO)
+    assert "MethodActorCritic" in model.fallback_reason
     model.learn(128)
     assert model.num_timesteps == 128
 
@@ -409,12 +409,11 @@ def test_nap_options_project_the_output_layer_and_the_layernorm_jointly():
 
 
 @pytest.mark.parametrize("spec", ["ppo-layernorm", "ppo-crelu", "ppo-fourier", "ppo-nap"])
-def test_fast_ppo_specs_with_an_architecture_build_sb3s_policy_with_a_warning(spec):
+def test_fast_ppo_specs_with_an_architecture_build_sb3s_policy_and_say_why(spec):
     agent = load_agent_spec(spec)
     assert agent.algorithm == "FastPPO"
     env = DummyVecEnv([lambda: gym.make("Pendulum-v1")])
-    with pytest.warns(UserWarning, match="FastPPO runs SB3's PPO code paths"):
-        model = build_model(agent, env, 0, "cpu")
-    assert isinstance(model, FastPPO) and model._unsupported
+    model = build_model(agent, env, 0, "cpu")
+    assert isinstance(model, FastPPO) and model.fallback_reason
     changed = (nn.LayerNorm, CReLUActivation, FourierActivation)
     assert any(isinstance(m, changed) for m in model.policy.mlp_extractor.modules())

@@ -15,7 +15,7 @@ from stable_baselines3 import PPO, SAC
 from rl_plasticity import report
 from rl_plasticity.metrics.callback import PlasticityMetrics
 from rl_plasticity.metrics.registry import column, metric_info, split_column
-from rl_plasticity.report.figures import colors_for
+from rl_plasticity.report.figures import PALETTE, bar_words, colors_for
 from rl_plasticity.report.metric_figures import family_plan, method_counters
 from rl_plasticity.sb3.layer_names import layer_names
 from tests.test_report import ENV, make_run
@@ -88,6 +88,30 @@ def test_one_colour_per_row_whatever_the_order() -> None:
     first = colors_for(["b", "a", "c"])
     assert first == colors_for(["c", "b", "a", "a"])
     assert len(set(first.values())) == 3
+
+
+def test_an_agent_keeps_its_colour_in_every_report() -> None:
+    demo = colors_for(["demo-ppo", "demo-ppo-reset", "demo-ppo-cbp", "demo-ppo-redo"])
+    assert len(set(demo.values())) == 4
+    study = ["ppo", "ppo-reset", "ppo-cbp", "ppo-redo", "ppo-snp", "ppo-trac", "ppo-l2init"]
+    alone = {name: colors_for([name])[name] for name in study}
+    # Without a collision in the report, an agent's colour is its own whatever the others are.
+    assert colors_for(study) == alone
+    assert colors_for(["ppo-cbp", "sac-cbp"])["ppo-cbp"] == alone["ppo-cbp"]
+    assert set(alone.values()) <= set(PALETTE)
+    # ppo-er's own colour is ppo-snp's: side by side, the later name (sorted) takes a free one.
+    assert colors_for(["ppo-er"])["ppo-er"] == alone["ppo-snp"]
+    both = colors_for(["ppo-er", "ppo-snp"])
+    assert both["ppo-er"] == alone["ppo-snp"] and both["ppo-snp"] not in (alone["ppo-snp"], None)
+    # More rows than colours: every colour is used before any repeats.
+    many = colors_for([f"agent-{i}" for i in range(len(PALETTE) + 3)])
+    assert set(many.values()) == set(PALETTE)
+
+
+def test_error_bars_say_what_they_are() -> None:
+    assert bar_words(3, 3) == "bars: bootstrap over n=3 seeds, within their range (< 5: no CI)"
+    assert bar_words(5, 8) == "bars: bootstrap 95% CI (n=5-8 seeds)"
+    assert bar_words(1, 1) == "no bars (1 seed)"
 
 
 def test_method_counters_keep_the_cumulative_one() -> None:

@@ -121,3 +121,18 @@ def test_unfinished_runs_are_used_only_when_asked(tmp_path: Path) -> None:
     # Both seeds pooled in the phase table (phase 0 ends: 108.5 + 10 s, mean over s = 0, 1).
     assert "| ppo | 113.5 [108.5, 118.5] | 213.5 [208.5, 218.5] | 313.5 [308.5, 318.5] |" in text
     assert f"| `g/{ENV}__ppo__s1` | interrupted | SIGINT |" in text
+
+
+def test_cli_report_refuses_a_folder_without_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other" / "notes").mkdir(parents=True)
+    (tmp_path / "other" / "notes" / "a.txt").write_text("no run here")
+    for folder in ("empty", "other"):
+        assert main(["report", str(tmp_path / folder)]) == 2
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert line.startswith(f"rlp: error: dir: got '{tmp_path / folder}'; a folder holding runs")
+        assert captured.out == ""
+        assert not (tmp_path / folder / "report").exists()

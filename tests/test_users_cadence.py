@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import warnings
 
 import pytest
@@ -123,3 +124,16 @@ def test_a_run_stopped_early_is_not_measured_at_its_last_step(tmp_path):
     model.learn(200, callback=[StopAt(100), callback])
     assert model.num_timesteps == 100
     assert _steps(path) == [51, 80]
+
+
+def test_the_warning_points_at_the_users_line_not_at_sb3(tmp_path):
+    # SB3 calls the callback from its callbacks.py; a warning attributed there (stacklevel=2) is
+    # one a user cannot find in their code, nor filter by module.
+    model = _ppo()
+    callback = PlasticityMetrics(every=100, csv_path=tmp_path / "m.csv")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        model.learn(128, callback=callback)
+    (warning,) = [w for w in record if "PlasticityMetrics" in str(w.message)]
+    assert (warning.filename, warning.lineno) == (__file__, line)

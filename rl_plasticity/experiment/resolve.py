@@ -23,6 +23,7 @@ from rl_plasticity.experiment.rundir import (
 )
 from rl_plasticity.overrides import Assignment
 from rl_plasticity.specs import AgentSpec, EnvSpec, load_agent_spec, load_env_spec
+from rl_plasticity.validate import MAX_SEED, check_int
 
 
 class RunExistsError(RuntimeError):
@@ -98,6 +99,7 @@ def resolve(
     :raises RunExistsError: if the run exists and neither ``resume`` nor ``restart`` is given
     :raises NoCheckpointError: if ``resume`` finds the run without a checkpoint
     """
+    check_int("seed", seed, 0, MAX_SEED)
     env_spec = env if isinstance(env, EnvSpec) else load_env_spec(env)
     agent_spec = agent if isinstance(agent, AgentSpec) else load_agent_spec(agent, overrides)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:

@@ -17,7 +17,6 @@ restored), so a run with the callback trains exactly as one without it.
 from __future__ import annotations
 
 import csv
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from torch import nn
 
 from rl_plasticity.catalog import activation_of
+from rl_plasticity.errors import warn_user
 from rl_plasticity.metrics import functional as fm
 from rl_plasticity.metrics.hessian import hessian_spectrum
 from rl_plasticity.metrics.probe import probe_loss
@@ -161,14 +161,12 @@ class PlasticityMetrics(BaseCallback):
         else:
             unit, size = "step of all envs", self.model.n_envs
         if self.every % size:
-            warnings.warn(
+            warn_user(
                 f"PlasticityMetrics: every={self.every} is not a multiple of the {unit} "
                 f"({size} env steps); each measurement waits for the first {unit} end at or "
                 f"after a multiple of {self.every}, so measurements come every "
                 f"{max(size, self.every)} steps on average, at multiples of {size}. Give a "
-                f"multiple of {size} for exact spacing",
-                UserWarning,
-                stacklevel=2,
+                f"multiple of {size} for exact spacing"
             )
 
     def _on_training_end(self) -> None:
@@ -376,11 +374,10 @@ class PlasticityMetrics(BaseCallback):
                     self._columns = next(csv.reader(f))
                 missing = [key for key in row if key not in self._columns]
                 if missing:
-                    warnings.warn(
+                    warn_user(
                         f"{path} exists and its header lacks {len(missing)} of the columns this "
                         f"run measures (first: {missing[0]}); they are not written to it. Give "
-                        "csv_path a new file to keep them",
-                        stacklevel=2,
+                        "csv_path a new file to keep them"
                     )
             else:
                 self._columns = list(row)

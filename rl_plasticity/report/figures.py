@@ -5,6 +5,7 @@ outside the data, change markers at the exact change steps, PNGs saved uncropped
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,17 +36,48 @@ FEW_POINTS = 30
 DPI = 100
 
 
+#: Colours rows are drawn in: tab10 without its grey (the change markers' colour), then black
+#: and three dark tones far from the rest; no two are alike, unlike tab20's light/dark pairs.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#000000",
+    "#393b79", "#637939",
+)  # fmt: skip
+
+
 def colors_for(labels: Iterable[str]) -> dict[str, str]:
-    """One colour per row, the same in every figure of a report (sorted labels, tab10/tab20).
+    """One colour per row, fixed by the row's name: the same agent has the same colour in every
+    figure and in every report, whatever else the report holds.
+
+    A name's colour is :data:`PALETTE` at ``blake2b(name) mod len(PALETTE)`` (a stable hash, not
+    Python's salted ``hash``; crc32 put ppo-reset, ppo-cbp and ppo-l2init on one colour). When
+    two names of one report fall on one colour, the later name (sorted) takes the nearest free
+    colour: only then does a name's colour depend on the report's other rows, and colours repeat
+    only beyond ``len(PALETTE)`` rows.
 
     :param labels: every row label of the report
+    :return: label -> colour, in sorted label order
     """
     ordered = sorted(set(labels))
-    palette = "tab10" if len(ordered) <= 10 else "tab20"
-    import matplotlib
+    preferred = {label: _colour_index(label) for label in ordered}
+    # Names that have their own colour keep it; collisions move in sorted order.
+    taken: dict[int, str] = {}
+    for label in ordered:
+        taken.setdefault(preferred[label], label)
+    colors = {}
+    for label in ordered:
+        index = preferred[label]
+        if taken[index] != label:
+            free = [k for k in range(len(PALETTE)) if k not in taken]
+            if free:
+                index = min(free, key=lambda k: (k - preferred[label]) % len(PALETTE))
+                taken[index] = label
+        colors[label] = PALETTE[index]
+    return colors
 
-    cmap = matplotlib.colormaps[palette]
-    return {label: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, label in enumerate(ordered)}
+
+def _colour_index(label: str) -> int:
+    return int(hashlib.blake2b(label.encode()).hexdigest(), 16) % len(PALETTE)
 
 
 def steps_label(x: float, _pos: int | None = None) -> str:
@@ -186,6 +218,18 @@ def band_words(n_min: int) -> str:
     return f"range over seeds (n < {MIN_SEEDS_FOR_CI}: no CI)"
 
 
+def bar_words(n_min: int, n_max: int) -> str:
+    """What the error bars of an IQM over seeds are (:func:`statistics.iqm_estimate`'s percentile
+    bootstrap), given the fewest and most seeds of a point: with few seeds the bootstrap cannot
+    leave the seeds' range, so it is named for what it is."""
+    n = f"n={n_min}" if n_min == n_max else f"n={n_min}-{n_max}"
+    if n_min >= MIN_SEEDS_FOR_CI:
+        return f"bars: bootstrap 95% CI ({n} seeds)"
+    if n_max < 2:
+        return "no bars (1 seed)"
+    return f"bars: bootstrap over {n} seeds, within their range (< {MIN_SEEDS_FOR_CI}: no CI)"
+
+
 def plot_returns(env: str, runs: list[Run], path: Path, colors: dict[str, str]) -> None:
     """Episodic return against steps, one line per row (mean over seeds, band per
     :func:`statistics.mean_with_band`); below it the drifting parameters' values over time.
@@ -286,14 +330,15 @@ def plot_summary(
             linewidth=1.2, capsize=2, label=label,
         )  # fmt: skip
     when = "at the end of the run" if all_phases == [0] else "per phase"
+    seeds = [table[label][p].n for label in shown for p in table[label]]
+    bars = bar_words(min(seeds), max(seeds)) if seeds else ""
     if reference:
         ax.axhline(0.0, color=colors.get(reference, "0.3"), linewidth=1.0, linestyle=":")
         ax.set_ylabel(f"end-of-phase return\nminus {reference}'s", fontsize=8)
-        ax.set_title(f"return {when} vs {reference} (= 0)", fontsize=9)
+        ax.set_title(f"return {when} vs {reference} (= 0)\nIQM over seeds; {bars}", fontsize=8)
     else:
         ax.set_ylabel("end-of-phase return", fontsize=8)
-        ax.set_title(f"return {when} (IQM over seeds)", fontsize=9)
-    _symlog_if_dwarfed(ax, [table[label][p].iqm for label in shown for p in table[label]])
+        ax.set_title(f"return {when}\nIQM over seeds; {bars}", fontsize=8)
     ax.set_xlabel("phase", fontsize=8)
     if all_phases == [0]:  # no change: a stationary or continuously drifting env
         ax.set_xlabel("")
@@ -321,36 +366,33 @@ def plot_summary(
     save(fig, path)
 
 
-def _symlog_if_dwarfed(ax: Axes, values: list[float]) -> None:
-    # One phase's returns dwarf the others' (a physics that allows an exploit, say): a symmetric
-    # log scale, linear up to the typical size, keeps every phase readable.
-    finite = np.abs([v for v in values if np.isfinite(v)])
-    typical = float(np.median(finite)) if finite.size else 0.0
-    if typical > 0 and finite.max() > 10 * typical:
-        linthresh = 10 ** math.floor(math.log10(4 * typical))
-        ax.set_yscale("symlog", linthresh=linthresh, linscale=2)
-        ax.set_ylabel(ax.get_ylabel() + " (symlog)", fontsize=8)
+def seed_curves(tables: list[dict[str, np.ndarray]], column: str) -> tuple[np.ndarray, ...]:
+    """One column of every seed, at common steps.
 
-
-def mean_curve(tables: list[dict[str, np.ndarray]], column: str) -> tuple[np.ndarray, ...]:
-    """Mean over seeds of one column, at the measurement steps.
-
-    Tables measured at the same steps are averaged step by step; otherwise each is binned onto a
+    Tables measured at the same steps are kept step by step; otherwise each is binned onto a
     common grid of as many points as the longest has measurements.
 
     :param tables: one column table per seed (``metrics``, ``progress``), with ``timestep``
     :param column: the column
-    :return: (steps, mean), both empty when no table has the column
+    :return: (steps, seeds x steps), both empty when no table has the column
     """
     tables = [t for t in tables if column in t and "timestep" in t and t["timestep"].size]
     if not tables:
-        return np.empty(0), np.empty(0)
+        return np.empty(0), np.empty((0, 0))
     first = tables[0]["timestep"]
     if all(t["timestep"].shape == first.shape and np.all(t["timestep"] == first) for t in tables):
-        return first, nan_mean_over_rows(np.vstack([t[column] for t in tables]))
+        return first, np.vstack([t[column] for t in tables])
     edges = grid_edges(tables, min(GRID_POINTS, max(t["timestep"].size for t in tables)))
-    curves = np.vstack([binned_on_grid(t["timestep"], t[column], edges) for t in tables])
-    return edges[1:], nan_mean_over_rows(curves)
+    return edges[1:], np.vstack([binned_on_grid(t["timestep"], t[column], edges) for t in tables])
+
+
+def mean_curve(tables: list[dict[str, np.ndarray]], column: str) -> tuple[np.ndarray, ...]:
+    """Mean over seeds of one column (see :func:`seed_curves`).
+
+    :return: (steps, mean), both empty when no table has the column
+    """
+    steps, curves = seed_curves(tables, column)
+    return steps, nan_mean_over_rows(curves) if curves.size else np.empty(0)
 
 
 def plot_profiles(

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from rl_plasticity.errors import ConfigError
 from rl_plasticity.metrics.registry import FAMILIES, metric_info
 from rl_plasticity.report.figures import (
     colors_for,
@@ -353,11 +354,19 @@ def write_report(
     :param study: a study's pre-registered test: its section and verdict lines are added (the
         verdicts also to ``verdicts.txt``, one per line)
     :return: path of ``report.md``
-    :raises ConfigError: a filter value that matches no run
+    :raises ConfigError: a folder without runs, or a filter value that matches no run
     """
     run_root = Path(run_root)
     out_dir = Path(out_dir) if out_dir is not None else run_root / "report"
-    runs = select_runs(load_runs(run_root), groups, envs, agents, seeds)
+    found = load_runs(run_root)
+    if not found:
+        raise ConfigError(
+            "dir",
+            str(run_root),
+            "a folder holding runs (run directories with a config.json, as "
+            "rlp train and rlp sweep write them); it holds none",
+        )
+    runs = select_runs(found, groups, envs, agents, seeds)
     out_dir.mkdir(parents=True, exist_ok=True)
     label_rows(runs)
     runs, warnings = drop_duplicates(runs)

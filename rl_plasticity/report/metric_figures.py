@@ -5,6 +5,7 @@ of ``progress.csv``), and returns and key metrics aligned on each physics change
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from rl_plasticity.report.figures import (
     percent_axis,
     row_width,
     save,
+    seed_curves,
     style_axes,
 )
 from rl_plasticity.report.runs import Run, by_attribute
@@ -105,7 +107,8 @@ def plot_family(
             ax = axes[r, c]
             plotted = [np.empty(0)]
             for column in columns:
-                steps, curve = mean_curve([run.metrics for run in row_runs], column)
+                steps, curves = seed_curves([run.metrics for run in row_runs], column)
+                curve = nan_mean_over_rows(curves) if curves.size else np.empty(0)
                 n = int(np.sum(np.isfinite(curve)))
                 if n == 0:
                     continue
@@ -114,6 +117,14 @@ def plot_family(
                 style = _line_style(layers.index(layer) if layer is not None else len(layers), n)
                 name = _line_name(column, names)
                 ax.plot(steps, scale * curve, color=colors[label], **style)
+                if len(curves) > 1:  # the seeds' range, so that one seed's outlier shows
+                    with np.errstate(all="ignore"), warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan steps
+                        low, high = np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
+                    ax.fill_between(
+                        steps, scale * low, scale * high, color=colors[label], alpha=0.15,
+                        linewidth=0,
+                    )  # fmt: skip
                 plotted.append(curve[np.isfinite(curve)])
                 legend.setdefault(name, Line2D([], [], color="0.25", **style))
             mark_changes(ax, boundaries, label=False)
@@ -138,7 +149,9 @@ def plot_family(
         bbox_to_anchor=(1.0, 0.5), title="line", title_fontsize=7, frameon=False,
     )  # fmt: skip
     fig.suptitle(
-        f"{env}: {FAMILIES[family]} (mean over seeds; grey lines: physics changes)", fontsize=10
+        f"{env}: {FAMILIES[family]} (mean over seeds; band: range over seeds; grey lines: "
+        "physics changes)",
+        fontsize=10,
     )
     fig.tight_layout()
     save(fig, path)

@@ -32,12 +32,12 @@ Logger keys: ``method/<label>/replaced`` (units replaced since the previous roll
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
+from rl_plasticity.errors import warn_user
 from rl_plasticity.plasticity.protocol import Method, make_method, method_class
 from rl_plasticity.sb3.carried_state import carry_state
 from rl_plasticity.sb3.layer_names import layer_labels
@@ -160,7 +160,7 @@ class MethodCallback(BaseCallback):
         if updates is not None:
             reasons = [m.check_reachable(updates) for m in self.methods.values()]
             if reasons and all(reasons):
-                warnings.warn(f"{self.label}: {reasons[0]}", UserWarning, stacklevel=2)
+                warn_user(f"{self.label}: {reasons[0]}")
 
     def _on_training_end(self) -> None:
         self._replaced = self.replaced_total
@@ -175,13 +175,11 @@ class MethodCallback(BaseCallback):
         if phase is None:
             if self.max_phase is None and not self._warned and self.template.acts_on_change:
                 self._warned = True
-                warnings.warn(
+                warn_user(
                     f"{self.label} acts when the environment changes, read from "
                     "info['context']['phase'] (which NonstationaryWrapper adds), and this env's "
                     "infos have none: it will never act. Wrap the env in NonstationaryWrapper "
-                    "or report the phase yourself",
-                    UserWarning,
-                    stacklevel=2,
+                    "or report the phase yourself"
                 )
         elif self.max_phase is None:
             self.max_phase = phase

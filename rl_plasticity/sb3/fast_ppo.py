@@ -25,13 +25,48 @@ replaces two methods, for an ``MlpPolicy`` with Box actions:
   compute torch's per-parameter Adam to the bit. After one ``train()`` from the same buffer and
   random state, parameters and Adam's moments equal SB3's within float rounding.
 
-Anything else (a CNN or dict policy, discrete actions, gSDE, squashed actions, a custom policy
-class, a GPU) runs SB3's own code, with a warning that says why.
+What runs where, against what SB3's PPO does (``unsupported_reason`` decides; a model that runs
+SB3's code is still SB3's PPO, only not faster: its reason is :attr:`FastPPO.fallback_reason`,
+printed at construction and load with ``verbose >= 1`` as SB3 prints its own notes):
+
+=====================================================  ==========================================
+What SB3 does                                          FastPPO
+=====================================================  ==========================================
+Box observations: ``float()``; images (uint8, HxWxC    fast path, through SB3's ``preprocess_obs``
+or CxHxW) ``/ 255`` when ``normalize_images``; then    (same tensors), flattened as
+``FlattenExtractor``                                   ``FlattenExtractor`` does
+Discrete / MultiDiscrete observations: one-hot;        fast path, the same ``preprocess_obs``
+MultiBinary: ``float()``
+Dict observations (``MultiInputPolicy``, dict buffer)  SB3's code
+Box actions of any shape: Gaussian over the            fast path: sampled flat, reshaped to
+flattened shape, reshaped to ``(-1, *shape)``,         ``(-1, *shape)`` and clipped as SB3 does
+clipped to the bounds
+Discrete, MultiDiscrete, MultiBinary actions           SB3's code (categorical / Bernoulli
+                                                       distributions: the loss is Gaussian's)
+gSDE (``use_sde``), ``squash_output``                  SB3's code
+``features_extractor_class`` other than Flatten        SB3's code (CNN, NatureCNN, custom)
+``share_features_extractor`` True or False             fast path (both extractors flatten)
+``net_arch``, ``activation_fn`` (torch's and ours),    fast path
+``log_std_init``, ``ortho_init``, optimizer class
+and kwargs
+Layers other than Linear and activations in the MLP    SB3's code
+(LayerNorm, CReLU, ...), a custom policy class
+``rollout_buffer_class`` other than RolloutBuffer      SB3's code
+``DummyVecEnv``                                        fast path, sub-envs stepped directly
+Other VecEnvs and wrappers (``SubprocVecEnv``,         fast path, through ``env.step`` (the
+``VecNormalize``, ``VecFrameStack``, monitors)         wrapper normalizes, as with SB3)
+A device other than the CPU                            SB3's code
+=====================================================  ==========================================
+
+Differences that remain on the fast path, by design: parameters after ``train()`` equal SB3's
+within float rounding (foreach Adam, one autograd node for the loss), not to the bit; the info
+dicts a ``DummyVecEnv`` returns are the env's own, not DummyVecEnv's deep copies (a callback that
+keeps an info dict across steps and edits it sees its own edits); ``clip_grad_norm_`` is skipped
+when the norm is 0.1% below ``max_grad_norm`` (where it multiplies by exactly 1).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -42,6 +77,7 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
@@ -58,6 +94,8 @@ from rl_plasticity.sb3.ppo_loss import (
 
 #: RolloutBuffer arrays that ``RolloutBuffer.get`` flattens, in the order of its samples.
 BUFFER_FIELDS = ("observations", "actions", "values", "log_probs", "advantages", "returns")
+#: Observation spaces whose preprocessing the fast paths run (SB3's ``preprocess_obs``, flattened).
+OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
 def unsupported_reason(model: PPO) -> str | None:
@@ -77,8 +115,11 @@ def unsupported_reason(model: PPO) -> str | None:
         return f"action space {type(model.action_space).__name__} (the engine runs Box)"
     if not isinstance(policy.action_dist, DiagGaussianDistribution) or policy.squash_output:
         return "an action distribution other than an unsquashed diagonal Gaussian"
-    if not isinstance(model.observation_space, spaces.Box):
-        return f"observation space {type(model.observation_space).__name__} (needs Box)"
+    if not isinstance(model.observation_space, OBSERVATION_SPACES):
+        return f"observation space {type(model.observation_space).__name__} (the engine runs "
+        "Box, Discrete, MultiDiscrete and MultiBinary)"
+    if type(model.rollout_buffer) is not RolloutBuffer:
+        return f"rollout buffer class {type(model.rollout_buffer).__name__}"
     extractors = (policy.features_extractor, policy.pi_features_extractor)
     if not all(type(e) is FlattenExtractor for e in (*extractors, policy.vf_features_extractor)):
         return "a features extractor other than FlattenExtractor"
@@ -131,7 +172,10 @@ class FastPPO(PPO):
         super()._setup_model()
         self._unsupported = unsupported_reason(self)
         if self._unsupported is not None:
-            warnings.warn(f"FastPPO runs SB3's PPO code paths: {self._unsupported}", stacklevel=2)
+            # A note, not a warning: the model is SB3's PPO, correct, only not faster; SB3 prints
+            # its own notes (the device, env wrapping) the same way.
+            if self.verbose >= 1:
+                print(f"FastPPO runs SB3's PPO code paths: {self._unsupported}")
             return
         optimizer = self.policy.optimizer
         if isinstance(optimizer, torch.optim.Adam) and not optimizer.defaults["fused"]:
@@ -141,6 +185,22 @@ class FastPPO(PPO):
             # update (bench/results/engine_drift.md), which PPO then amplifies.
             for group in optimizer.param_groups:
                 group["foreach"] = True
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why this model runs SB3's own PPO code (the module's table); None on the fast path."""
+        return self._unsupported
+
+    def _obs_tensor(self, observations: np.ndarray) -> torch.Tensor:
+        """Observations as SB3's policy feeds them to its MLP: ``preprocess_obs`` (float, images
+        divided by 255, one-hot for discrete spaces), then flattened as ``FlattenExtractor`` does.
+
+        :param observations: a batch of observations (leading dimension: the batch)
+        """
+        tensor = preprocess_obs(
+            torch.as_tensor(observations), self.observation_space, self.policy.normalize_images
+        )
+        return tensor.flatten(1)
 
     def _excluded_save_params(self) -> list[str]:
         runtime = ("_unsupported", "_pi_steps", "_vf_steps", "_log_std", "_gaussian", "_grads")
@@ -230,11 +290,16 @@ class FastPPO(PPO):
         low, high = self.action_space.low, self.action_space.high
         direct = type(env) is DummyVecEnv
         shape = (env.num_envs, rollout_buffer.action_dim)
+        action_shape = (-1, *self.action_space.shape)
+        obs_shape = (-1, *self.observation_space.shape)
+        obs_buffer_shape = rollout_buffer.observations.shape[1:]  # Discrete: (n_envs, 1)
         while n_steps < n_rollout_steps:
             with torch.inference_mode():
-                obs_tensor = torch.as_tensor(self._last_obs).float().flatten(1)
+                obs_tensor = self._obs_tensor(self._last_obs)
                 actions, values, log_probs = self._act(obs_tensor)
-            # np.clip(actions, low, high) as SB3 writes it, without np.clip's overhead per call.
+            # SB3's policy returns actions in the space's shape; np.clip(actions, low, high) as SB3
+            # writes it, without np.clip's overhead per call.
+            actions = actions.reshape(action_shape)
             clipped_actions = np.minimum(np.maximum(actions, low), high)
             if direct:
                 new_obs, rewards, dones, infos = self._step_dummy(env, clipped_actions)
@@ -252,14 +317,14 @@ class FastPPO(PPO):
                     and infos[idx].get("terminal_observation") is not None
                     and infos[idx].get("TimeLimit.truncated", False)
                 ):
-                    terminal_obs = np.asarray(infos[idx]["terminal_observation"])[None]
+                    terminal_obs = np.asarray(infos[idx]["terminal_observation"]).reshape(obs_shape)
                     with torch.inference_mode():
-                        obs = torch.as_tensor(terminal_obs).float().flatten(1)
+                        obs = self._obs_tensor(terminal_obs)
                         terminal_value = run_steps(self._vf_steps, obs)[0]
                     rewards[idx] += self.gamma * terminal_value
             # RolloutBuffer.add, written in place.
             pos = rollout_buffer.pos
-            rollout_buffer.observations[pos] = self._last_obs
+            rollout_buffer.observations[pos] = np.reshape(self._last_obs, obs_buffer_shape)
             rollout_buffer.actions[pos] = actions.reshape(shape)
             rollout_buffer.rewards[pos] = rewards
             rollout_buffer.episode_starts[pos] = self._last_episode_starts
@@ -270,7 +335,7 @@ class FastPPO(PPO):
             self._last_obs = new_obs
             self._last_episode_starts = dones
         with torch.inference_mode():
-            values = run_steps(self._vf_steps, torch.as_tensor(new_obs).float().flatten(1))
+            values = run_steps(self._vf_steps, self._obs_tensor(new_obs))
         rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
         callback.update_locals(locals())
         callback.on_rollout_end()
@@ -285,7 +350,7 @@ class FastPPO(PPO):
             for name in BUFFER_FIELDS:
                 buffer.__dict__[name] = buffer.swap_and_flatten(buffer.__dict__[name])
             buffer.generator_ready = True
-        observations = torch.as_tensor(buffer.observations).float().flatten(1)
+        observations = self._obs_tensor(buffer.observations)
         actions = torch.as_tensor(buffer.actions.astype(np.float32, copy=False))
         rest = [torch.as_tensor(buffer.__dict__[name]).reshape(-1) for name in BUFFER_FIELDS[2:]]
         return [observations, actions, *rest]

@@ -371,4 +371,13 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
         spec.make_metrics(csv_path=None)
         return spec
     except ConfigError as e:
-        raise e.with_file(str(path)) from None
+        raise e.with_file(_blame(path, e.key, overrides)) from None
+
+
+def _blame(path: Path, key: str, overrides: Assignment) -> str:
+    """Where a bad key came from: the ``--set`` that gave it (or a table around or inside it),
+    else the spec file."""
+    for set_key, _, text in overrides:
+        if key == set_key or key.startswith(f"{set_key}.") or set_key.startswith(f"{key}."):
+            return f"--set {set_key}={text}"
+    return str(path)

@@ -12,7 +12,7 @@ finished runs and resumes the others from their last checkpoint (a run that neve
 restarted, with a note).
 
 ``overrides`` (``--set``) with several values make a grid of agents: each combination is its own
-agent, named after it (``ppo-cbp@replacement_rate=1e-4``), in the run directories and the report.
+agent, named after it (``ppo-cbp+replacement_rate-1e-4``), in the run directories and the report.
 
 Local runs are their own process groups: SIGINT (Ctrl-C) or SIGTERM to the sweep is passed on to
 each running run once, which checkpoints and stops; runs not started yet are not started. A

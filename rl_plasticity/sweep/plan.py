@@ -20,6 +20,7 @@ from rl_plasticity.experiment.rundir import (
 )
 from rl_plasticity.overrides import Assignment, Override, combinations
 from rl_plasticity.specs import AgentSpec, EnvSpec, load_agent_spec, load_env_spec
+from rl_plasticity.validate import MAX_SEED
 
 LOGS = "logs"
 
@@ -83,7 +84,7 @@ def parse_seeds(text: str) -> list[int]:
     :param text: the seed list
     :raises ConfigError: for anything else
     """
-    allowed = "seeds like 0-4, 0,2,5 or 0-2,7 (non-negative integers)"
+    allowed = f"seeds like 0-4, 0,2,5 or 0-2,7 (integers in [0, {MAX_SEED:,}])"
     seeds: list[int] = []
     for part in (p.strip() for p in str(text).split(",")):
         low, dash, high = part.partition("-")
@@ -92,6 +93,8 @@ def parse_seeds(text: str) -> list[int]:
         first, last = int(low), int(high) if dash else int(low)
         if last < first:
             raise ConfigError("seeds", text, allowed + "; a range goes up")
+        if last > MAX_SEED:
+            raise ConfigError("seeds", text, allowed)
         seeds += [s for s in range(first, last + 1) if s not in seeds]
     return seeds
 
