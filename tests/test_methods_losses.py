@@ -62,7 +62,7 @@ def test_er_gradient_raises_the_effective_rank_of_a_rank_one_batch():
     net, x = rank_one_net()
     assert erank_of(net, x) == pytest.approx(1.0, abs=1e-4)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
-    method = EffectiveRankRegularizer(net, optimizer, coeff=1.0)
+    method = EffectiveRankRegularizer(coeff=1.0).attach(net, optimizer)
     optimizer.zero_grad()
     (net(x).sum() * 0).backward()  # a task loss with zero gradient: only the term acts
     optimizer.step()
@@ -76,8 +76,8 @@ def test_er_separate_step_moves_the_weights_with_its_own_annealed_optimizer():
     start = [p.detach().clone() for p in net.parameters()]
     optimizer = torch.optim.Adam(net.parameters(), lr=0.0, betas=(0.99, 0.99), weight_decay=1e-4)
     method = EffectiveRankRegularizer(
-        net, optimizer, er_lr=1e-2, er_lr_final=1e-3, er_anneal_steps=4, every_updates=2
-    )
+        er_lr=1e-2, er_lr_final=1e-3, er_anneal_steps=4, every_updates=2
+    ).attach(net, optimizer)
     er_group = method.er_optimizer.param_groups[0]
     assert er_group["betas"] == (0.99, 0.99) and er_group["weight_decay"] == 1e-4
     lrs = []
@@ -93,7 +93,7 @@ def test_er_separate_step_moves_the_weights_with_its_own_annealed_optimizer():
     assert torch.equal(net[2].weight, start[2])  # no ER gradient reaches the head
     assert erank_of(net, x) > 1.01
     state = method.state_dict()
-    again = EffectiveRankRegularizer(net, optimizer, er_lr=1e-2, er_lr_final=1e-3)
+    again = EffectiveRankRegularizer(er_lr=1e-2, er_lr_final=1e-3).attach(net, optimizer)
     again.load_state_dict(state)
     assert again.er_steps == 4
 
@@ -160,7 +160,7 @@ def test_spectral_penalty_and_gradient_vanish_when_sigma_max_is_one():
         net[2].weight.copy_(with_singular_values([1.0, 0.5], (3, 8)))
         net[0].bias.zero_()
         net[2].bias.zero_()
-    method = SpectralRegularizer(net, None, coeff=1.0, power_iterations=50, seed=0)
+    method = SpectralRegularizer(coeff=1.0, power_iterations=50).attach(net, None, seed=0)
     term = method.loss_term(None)
     assert float(term.detach()) == pytest.approx(0.0, abs=1e-8)
     grads = torch.autograd.grad(term, [p for p in net.parameters()])
@@ -173,7 +173,7 @@ def test_spectral_power_iteration_tracks_sigma_max_and_the_penalty_pulls_it_to_o
     with torch.no_grad():
         net[0].weight.copy_(with_singular_values([3.0, 1.0, 0.5], (8, 12)))
     optimizer = torch.optim.SGD(net[0].parameters(), lr=1e-3)
-    method = SpectralRegularizer(net, optimizer, coeff=1.0, k=2.0, seed=0)
+    method = SpectralRegularizer(coeff=1.0, k=2.0).attach(net, optimizer, seed=0)
     assert method.linears == [net[0]]  # only the Linears the optimizer trains
     x = torch.randn(4, 12)
     for _ in range(40):  # one power iteration per step, carried over

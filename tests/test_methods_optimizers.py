@@ -151,7 +151,7 @@ def test_regrama_resets_a_unit_with_zero_gradient_and_keeps_active_ones():
 
 @pytest.mark.parametrize("algo", list(ALGOS))
 def test_regrama_resets_units_with_every_algorithm(algo):
-    _, callback = train_with(algo, {"name": "regrama", "tau": 0.5, "every": 5, "seed": 0})
+    _, callback = train_with(algo, {"name": "regrama", "tau": 0.5, "every_updates": 5})
     assert sum(callback.replaced_total.values()) > 0
 
 

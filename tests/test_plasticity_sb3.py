@@ -148,7 +148,7 @@ def test_reset_when_the_phase_goes_up(algo):
     model = build(algo, period=150)
     reset = MethodCallback("reset", init="lecun_uniform", seed=0)
     model.learn(STEPS[algo] // 2 + 100, callback=reset)
-    assert reset.resets == (STEPS[algo] // 2 + 100) // 150
+    assert reset.counters["resets"] == (STEPS[algo] // 2 + 100) // 150
 
 
 def test_reset_redraws_networks_targets_and_optimizer_state():
@@ -161,7 +161,7 @@ def test_reset_redraws_networks_targets_and_optimizer_state():
     for phase in (0, 0, 1):
         reset.update_locals({"infos": [{"context": {"phase": phase}}]})
         reset.on_step()
-    assert reset.resets == 1
+    assert reset.counters["resets"] == 1
     critic = model.policy.critic
     assert not torch.equal(critic.qf0[0].weight, before)
     assert torch.all(critic.qf0[0].bias == 0)
