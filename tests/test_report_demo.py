@@ -34,7 +34,7 @@ def test_demo_methods_act_within_the_demo_budget() -> None:
             units = spec.policy_kwargs["net_arch"]["pi"][0]
             assert spec.method["replacement_rate"] * units * mature > 10
         if spec.method_name == "redo":
-            assert updates // spec.method["every"] >= 10
+            assert updates // spec.method["every_updates"] >= 10
 
 
 @pytest.mark.slow

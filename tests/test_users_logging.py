@@ -89,7 +89,7 @@ def test_every_callback_trains_with_verbose_1(algo, tmp_path, capsys):
     assert "method/resets" in keys
     # The stdout table shows the short keys whole.
     assert f"   {first}/weight_mean_abs" in printed
-    assert callbacks[-1].resets >= 1
+    assert callbacks[-1].counters["resets"] >= 1
     # metrics.csv keeps the full names the report reads.
     with (tmp_path / "metrics.csv").open(newline="") as f:
         header = next(csv.reader(f))

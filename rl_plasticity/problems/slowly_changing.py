@@ -251,25 +251,17 @@ def online_squared_errors(
     if learner.replacement_rate > 0:
         methods.append(
             CBP(
-                net,
-                optimizer,
                 replacement_rate=learner.replacement_rate,
                 maturity_threshold=learner.maturity_threshold,
                 decay_rate=learner.decay_rate,
                 init="lecun_uniform",
-                seed=seed,
-            )
+            ).attach(net, optimizer, seed=seed)
         )
     if learner.shrink < 1 or learner.perturb_std > 0:
         methods.append(
             ShrinkPerturb(
-                net,
-                optimizer,
-                shrink=learner.shrink,
-                noise_std=learner.perturb_std,
-                target="zero",
-                seed=seed,
-            )
+                shrink=learner.shrink, noise_std=learner.perturb_std, target="zero"
+            ).attach(net, optimizer, seed=seed)
         )
     for param in net.parameters():
         param.grad = torch.zeros_like(param)
