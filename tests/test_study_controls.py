@@ -185,7 +185,7 @@ name = "layernorm"
 [[method]]
 name = "snp"
 shrink = 0.99
-every = 1
+every_updates = 1
 """
 
 
@@ -198,8 +198,6 @@ def test_an_agent_composes_methods_in_order_and_records_each(tmp_path, tiny_agen
     assert spec.method_name == "layernorm+snp"
     run = train(tiny_env, path, seed=0, steps=1024, root=tmp_path / "runs")
     assert run.status == "done"
-
-    from rl_plasticity.sb3 import FastPPO  # noqa: F401  (the tiny agent is PPO)
 
     config = json.loads((run.path / "config.json").read_text())
     assert [m["name"] for m in config["agent"]["method"]] == ["layernorm", "snp"]

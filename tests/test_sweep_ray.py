@@ -139,7 +139,7 @@ def test_lost_node_costs_one_checkpoint_not_the_run(tmp_path: Path, cluster) -> 
     other = next(n for n in nodes if n != lost)
     assert not list(nodes[other][1].glob("rlp-run-*"))
     # No row missing, none twice: the same rows as the run trained without a break.
-    from rl_plasticity.experiment import train
+    from rl_plasticity.experiment.run import train
 
     whole = train(env, agent, 0, steps, root=tmp_path / "whole", group="g")
     for name in ("episodes.csv", "metrics.csv"):

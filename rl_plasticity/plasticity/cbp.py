@@ -3,7 +3,7 @@
 Plain PyTorch, two lines::
 
     from rl_plasticity.plasticity.cbp import CBP
-    cbp = CBP(net, optimizer, replacement_rate=1e-4, maturity_threshold=100)
+    cbp = CBP(replacement_rate=1e-4, maturity_threshold=100).attach(net, optimizer)
     # the training loop is unchanged: forward, loss.backward(), optimizer.step()
 
 After every ``optimizer.step()``, for each hidden layer, with h the layer's features on that step's

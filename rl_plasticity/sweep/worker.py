@@ -104,7 +104,9 @@ def train_on_worker(task: RunTask, location: str, token: str) -> RunResult:
     :param token: the sweep's token, which the storage must hold (see :meth:`Storage.check_token`)
     :return: the run's outcome, with its path in storage
     """
-    from rl_plasticity.experiment import RunExistsError, RunSetupError, train
+    from rl_plasticity.experiment.build import RunSetupError
+    from rl_plasticity.experiment.resolve import RunExistsError
+    from rl_plasticity.experiment.run import train
 
     if task.args is None:
         raise ValueError(f"{task.name}: a task without train arguments (made by plan())")
