@@ -253,22 +253,18 @@ def check_composition(tables: list[dict[str, Any]]) -> None:
             builders.append(i)
         if implements(method, "wrap_optimizer"):
             optimizers.append(i)
-    if len(builders) > 1:
-        i = builders[1]
-        raise ConfigError(
-            f"method[{i}].name",
-            tables[i]["name"],
-            f"one architecture method per agent; method[{builders[0]}] "
-            f"({tables[builders[0]]['name']}) changes the architecture already",
-        )
-    if len(optimizers) > 1:
-        i = optimizers[1]
-        raise ConfigError(
-            f"method[{i}].name",
-            tables[i]["name"],
-            f"one optimizer method per agent; method[{optimizers[0]}] "
-            f"({tables[optimizers[0]]['name']}) replaces the optimizer already",
-        )
+    for found, what, does in (
+        (builders, "architecture", "changes the architecture"),
+        (optimizers, "optimizer", "replaces the optimizer"),
+    ):
+        if len(found) > 1:
+            first, i = found[0], found[1]
+            raise ConfigError(
+                f"method[{i}].name",
+                tables[i]["name"],
+                f"one {what} method per agent; method[{first}] ({tables[first]['name']}) "
+                f"{does} already",
+            )
     if "reset" in seen and len(tables) > 1:
         i = seen["reset"]
         raise ConfigError(f"method[{i}].name", "reset", "reset does not compose with other methods")
