@@ -142,8 +142,8 @@ def test_each_seed_draws_its_own_schedule_and_every_agent_shares_it():
     first = [spec.make(seed=s).reset(seed=0)[0] for s in (0, 0, 1)]
     np.testing.assert_array_equal(first[0], first[1])
     assert not np.allclose(first[0], first[2])
-    assert spec.for_seed(4).nonstationary.schedule_seed == 4
-    assert load_env_spec("slippery-ant").for_seed(4).nonstationary.schedule_seed == 0
+    assert spec.nonstationary.for_seed(4).schedule_seed == 4
+    assert load_env_spec("slippery-ant").nonstationary.for_seed(4).schedule_seed == 0
 
 
 def _episodes(run: Path) -> list[dict]:

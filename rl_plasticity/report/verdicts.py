@@ -80,7 +80,7 @@ def phase_returns(runs: list[Run], window: float) -> PhaseReturns:
 
 def common_phases(returns: PhaseReturns, agents: list[str]) -> list[int]:
     """The phases every run of ``agents`` has an end-of-phase return for, sorted."""
-    sets = [set(seeds[s]) for a in agents for seeds in [returns.get(a, {})] for s in seeds]
+    sets = [set(phases) for a in agents for phases in returns.get(a, {}).values()]
     return sorted(set.intersection(*sets)) if sets else []
 
 

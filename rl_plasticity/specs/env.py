@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,16 +42,6 @@ class EnvSpec:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     nonstationary: Any = None
 
-    def for_seed(self, seed: int) -> EnvSpec:
-        """This spec for the run with ``seed``: ``schedule_seed = "run"`` becomes ``seed`` (each
-        seed its own schedule, shared by every agent run with that seed); else unchanged.
-
-        :param seed: the run's seed
-        """
-        if self.nonstationary is None or not self.nonstationary.per_run:
-            return self
-        return dataclasses.replace(self, nonstationary=self.nonstationary.for_seed(seed))
-
     def make(
         self, n_envs: int = 1, start_step: int = 0, seed: int | None = None, **kwargs: Any
     ) -> Any:
@@ -60,7 +49,7 @@ class EnvSpec:
 
         :param n_envs: sub-envs stepping in lockstep beside this one (for the global step)
         :param start_step: global step at which this env starts (a resumed run's)
-        :param seed: the run's seed, for ``schedule_seed = "run"`` (see :meth:`for_seed`)
+        :param seed: the run's seed, for ``schedule_seed = "run"`` (each seed its own schedule)
         :param kwargs: extra keyword arguments for ``gymnasium.make`` (e.g. ``render_mode``)
         :return: the environment
         """
