@@ -104,6 +104,7 @@ def test_runs_land_in_storage_and_the_report_reads_them(tmp_path: Path, cluster,
     assert "lost a worker" not in text
 
 
+@pytest.mark.slow
 def test_lost_node_costs_one_checkpoint_not_the_run(tmp_path: Path, cluster) -> None:
     head, nodes = cluster
     env, agent = _specs(tmp_path)
