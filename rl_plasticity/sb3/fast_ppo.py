@@ -19,8 +19,8 @@ replaces two methods, for an ``MlpPolicy`` with Box actions:
   ``np.random.permutation`` call SB3's ``RolloutBuffer.get`` makes, and minibatches are slices of
   the permuted tensors. The forward still runs through the policy's modules with gradients
   enabled, so CBP's, ReDo's and ``PlasticityMetrics``' hooks see exactly the training forwards.
-  The loss from the Gaussian's mean, the values and the log-std on is one autograd node
-  (:class:`PPOLoss`: SB3's formulas forward, autograd's gradient written out), the gradients live
+  The loss from the Gaussian's mean, the values and the log-std on is :func:`ppo_loss` (SB3's
+  formulas without building a distribution per minibatch; autograd's gradient), the gradients live
   in one buffer (one zeroing, one norm), and Adam runs as multi-tensor (foreach) kernels, which
   compute torch's per-parameter Adam to the bit. After one ``train()`` from the same buffer and
   random state, parameters and Adam's moments equal SB3's within float rounding.
@@ -88,8 +88,8 @@ from rl_plasticity.plasticity.layers import ACTIVATIONS
 from rl_plasticity.sb3.ppo_loss import (
     LOG_SQRT_2PI,
     PPOBatch,
-    PPOLoss,
     PPOLossSettings,
+    ppo_loss,
 )
 
 #: RolloutBuffer arrays that ``RolloutBuffer.get`` flattens, in the order of its samples.
@@ -412,7 +412,7 @@ class FastPPO(PPO):
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
                 settings = PPOLossSettings(clip_range, clip_range_vf, self.vf_coef, self.ent_coef)
                 batch = PPOBatch(actions, old_values, old_log_prob, advantages, returns)
-                loss, policy_loss, value_loss, entropy_loss, log_prob, ratio = PPOLoss.apply(
+                loss, policy_loss, value_loss, entropy_loss, log_prob, ratio = ppo_loss(
                     mean, values, policy.log_std, batch, settings
                 )
                 with torch.no_grad():
