@@ -104,7 +104,6 @@ def test_runs_land_in_storage_and_the_report_reads_them(tmp_path: Path, cluster,
     assert "lost a worker" not in text
 
 
-@pytest.mark.slow
 def test_lost_node_costs_one_checkpoint_not_the_run(tmp_path: Path, cluster) -> None:
     head, nodes = cluster
     env, agent = _specs(tmp_path)
@@ -133,7 +132,10 @@ def test_lost_node_costs_one_checkpoint_not_the_run(tmp_path: Path, cluster) -> 
     assert (status["status"], status["timestep"], status["attempts"]) == ("done", steps, 2)
     assert len(status["lost"]) == 1 and status["lost"][0]["node"] != status["node"]
     resumed = status["lost"][0]["step"]
-    assert 512 <= stored == resumed < steps  # resumed from the last stored checkpoint, mid-run
+    # Resumed mid-run from the last checkpoint stored when the node was removed, or from a later
+    # one: the node's worker can outlive its raylet long enough to store one more (seen: 512
+    # stored at the removal, resumed from 1,024). Never from an earlier one.
+    assert 512 <= stored <= resumed < steps
     # The lost node's folder still holds its run folder; the other node's is cleaned up.
     assert list(nodes[lost][1].glob("rlp-run-*"))
     other = next(n for n in nodes if n != lost)
