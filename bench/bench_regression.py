@@ -149,6 +149,7 @@ def plot(results: dict[str, dict[int, np.ndarray]], bin_size: int, path: Path) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     panels = 2 if "linear" in results else 1
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6), dpi=72, squeeze=False)
@@ -165,13 +166,15 @@ def plot(results: dict[str, dict[int, np.ndarray]], bin_size: int, path: Path) -
             ax.plot(x, mean, label=f"{name} ({len(values)})", color=COLORS[name])
             ax.fill_between(x, mean - sem, mean + sem, color=COLORS[name], alpha=0.2)
     axes[0, 0].set_ylabel(f"squared error (mean per {bin_size:,})")
-    axes[0, 0].set_title("Slowly-changing regression (seeds)", fontsize=10)
+    axes[0, 0].set_title("Slowly-changing regression (legend: seeds)", fontsize=10)
     axes[0, 0].legend(frameon=False, fontsize=8)
     if panels == 2:
         axes[0, 1].set_ylabel("error / linear learner's error")
         axes[0, 1].set_title("relative to the linear learner, same streams", fontsize=10)
     for ax in axes[0]:
-        ax.set_xlabel("examples")
+        # Thousands written out (no "1e6" offset over the axis).
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1e3:,.0f}k"))
+        ax.set_xlabel("examples (lines: mean over seeds; bands: ± 1 standard error)")
     fig.tight_layout()
     fig.savefig(path, pil_kwargs={"optimize": True})
     plt.close(fig)

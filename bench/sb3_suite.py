@@ -8,6 +8,7 @@ and ``stable_baselines3.ppo.PPO`` to FastPPO before the tests import it). Test i
 after writing ``FastPPO`` as ``PPO``; a test that passes with SB3's PPO and fails with FastPPO is a
 regression, listed in the report, and the exit code is 1.
 
+    .venv/bin/python -m pip install -e ".[dev,sb3-tests]"   # SB3's test files also need pandas
     .venv/bin/python -m bench.sb3_suite --out bench/results/sb3_suite.md
     .venv/bin/python -m bench.sb3_suite --tests ~/src/stable-baselines3/tests -k "not expensive"
 
