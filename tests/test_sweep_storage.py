@@ -84,6 +84,29 @@ def test_status_rewrites_keep_the_record_of_attempts(tmp_path: Path) -> None:
     assert status["lost"] == [{"step": 512, "node": "n1"}]
 
 
+def test_a_superseded_attempt_does_not_overwrite_the_retry(tmp_path: Path) -> None:
+    from rl_plasticity.sweep.worker import StorageSync, SupersededError
+
+    storage = Storage(tmp_path / "storage")
+    first, retry = tmp_path / "node-a" / "g" / "run", tmp_path / "node-b" / "g" / "run"
+    _run(first, (512,))
+    write_status(first, "running", timestep=512, attempts=1)
+    storage.upload(first, "g/run")
+    stale = StorageSync(storage, first, "g/run", attempt=1)
+    stale.check_current()  # nobody has taken the run over: uploads go on
+    # The node is taken for lost; the retry restores the run and records attempt 2 in storage.
+    storage.download("g/run", retry)
+    write_status(retry, "running", timestep=512, attempts=2)
+    storage.put(retry / "status.json", "g/run/status.json")
+    # The first worker outlived its node's removal and reaches its next checkpoint.
+    _run(first, (512, 1024))
+    with pytest.raises(SupersededError, match="attempt 1 superseded by attempt 2"):
+        stale._on_rollout_start()
+    assert not (tmp_path / "storage" / "g" / "run" / "checkpoints" / "step_000000001024").exists()
+    assert read_status(tmp_path / "storage" / "g" / "run")["attempts"] == 2
+    StorageSync(storage, retry, "g/run", attempt=2).check_current()
+
+
 def test_runtime_env_files(tmp_path: Path) -> None:
     (tmp_path / "env.yaml").write_text("env_vars:\n  OMP_NUM_THREADS: '2'\npip: [tqdm]\n")
     assert load_runtime_env(tmp_path / "env.yaml") == {

@@ -33,27 +33,52 @@ from rl_plasticity.sweep.plan import RunTask, needs_restart
 from rl_plasticity.sweep.storage import Storage
 
 
+class SupersededError(RuntimeError):
+    """This attempt's run was taken over by a later attempt (its node was thought lost)."""
+
+
 class StorageSync(BaseCallback):
     """Copy the run directory to storage after each new checkpoint.
 
     Put after the run's own callbacks: its ``_on_rollout_start`` then runs after the checkpointer
     has saved, and after every callback has written its rows up to the checkpoint.
 
+    Fenced by the attempt number: before each upload the attempt count in storage's
+    ``status.json`` is read, and an attempt that a later one has superseded (a worker that outlived
+    its node's removal while the run was retried elsewhere) raises :class:`SupersededError`
+    instead of writing over the retry's files.
+
     :param storage: the run storage
     :param local: the run directory on this machine
     :param relative: the run directory under the storage root
+    :param attempt: this attempt's number (``attempts`` in the status it wrote); None: unfenced
     """
 
-    def __init__(self, storage: Storage, local: Path, relative: str) -> None:
+    def __init__(
+        self, storage: Storage, local: Path, relative: str, attempt: int | None = None
+    ) -> None:
         super().__init__()
         self.storage = storage
         self.local = Path(local)
         self.relative = relative
+        self.attempt = attempt
         self._synced = last_checkpoint(self.local)
+
+    def check_current(self) -> None:
+        """Raise :class:`SupersededError` if storage records a later attempt than this one."""
+        if self.attempt is None:
+            return
+        stored = self.storage.read_json(f"{self.relative}/{STATUS_FILE}") or {}
+        if int(stored.get("attempts", 0)) > self.attempt:
+            raise SupersededError(
+                f"{self.relative}: attempt {self.attempt} superseded by attempt "
+                f"{stored['attempts']} (this worker was taken for lost); not uploading"
+            )
 
     def _on_rollout_start(self) -> None:
         newest = last_checkpoint(self.local)
         if newest is not None and newest != self._synced:
+            self.check_current()
             self.storage.upload(self.local, self.relative)
             self._synced = newest
 
@@ -73,11 +98,10 @@ def _node() -> str:
         return socket.gethostname()
 
 
-def _begin_attempt(
-    local: Path, task: RunTask, storage: Storage, say: Callable[[str], None]
-) -> None:
+def _begin_attempt(local: Path, task: RunTask, storage: Storage, say: Callable[[str], None]) -> int:
     """Record this attempt in the restored run's ``status.json``; a run killed before its first
-    checkpoint is removed (here and in storage) to start again from step 0."""
+    checkpoint is removed (here and in storage) to start again from step 0. Returns the
+    attempt's number."""
     status = read_status(local)
     lost = list(status.get("lost", []))
     if status.get("status") in ("starting", "running"):  # the last attempt ended without a word
@@ -94,6 +118,7 @@ def _begin_attempt(
     fields = {k: v for k, v in status.items() if k not in ("status", "updated", *record)}
     write_status(local, status.get("status", "starting"), **{**fields, **record})
     storage.put(local / STATUS_FILE, f"{task.relative}/{STATUS_FILE}")
+    return record["attempts"]
 
 
 def train_on_worker(task: RunTask, location: str, token: str) -> RunResult:
@@ -123,17 +148,22 @@ def train_on_worker(task: RunTask, location: str, token: str) -> RunResult:
         storage.download(task.relative, local)
         if is_finished(local, task.steps):
             return RunResult(where, "skipped")
-        _begin_attempt(local, task, storage, print)
+        attempt = _begin_attempt(local, task, storage, print)
+        sync = StorageSync(storage, local, task.relative, attempt)
         try:
             result = train(
                 args.env, args.agent, args.seed, args.steps, root=work, group=args.group,
                 resume=True, overrides=args.overrides, evaluation=args.evaluation,
                 checkpoint_minutes=args.checkpoint_minutes, echo=print,
-                callbacks=[StorageSync(storage, local, task.relative)],
+                callbacks=[sync],
             )  # fmt: skip
         except (ConfigError, RunExistsError, RunSetupError) as e:
             write_status(local, "failed", reason=str(e), steps=task.steps)
             result = RunResult(local, "failed", str(e))
+        try:  # (a superseded sync inside training ends it as failed: train catches the error)
+            sync.check_current()
+        except SupersededError as e:
+            return RunResult(where, "failed", str(e))
         storage.upload(local, task.relative)
         return RunResult(where, result.status, result.reason, result.timestep, result.signum)
     finally:
