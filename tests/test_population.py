@@ -41,7 +41,10 @@ def single_errors(learner: Learner, seed: int) -> np.ndarray:
 
 def test_member_parameters_are_views_of_the_stacks() -> None:
     population = PopulationMLP(3, (4, 6, 2))
+    torch.manual_seed(0)
     member = population.member(1)
+    # Taking a member draws nothing from torch's global generator.
+    assert torch.rand(1) == torch.rand(1, generator=torch.Generator().manual_seed(0))
     assert [type(m) for m in member] == [nn.Linear, nn.ReLU, nn.Linear]
     with torch.no_grad():
         population.linears[0].weight[1, 2, 3] = 5.0

@@ -52,7 +52,8 @@ class PopulationLinear(nn.Module):
 
         :param k: the member's index
         """
-        linear = nn.Linear(self.in_features, self.out_features)
+        # Built on the meta device: no initial draw from torch's global generator.
+        linear = nn.Linear(self.in_features, self.out_features, device="meta")
         linear.weight = nn.Parameter(self.weight.detach()[k])
         linear.bias = nn.Parameter(self.bias.detach()[k])
         return linear
