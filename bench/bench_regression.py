@@ -6,6 +6,10 @@ error against examples and a table of early vs late error.
 
     .venv/bin/python -m bench.bench_regression              # 1M examples, 3 seeds (long)
     .venv/bin/python -m bench.bench_regression --quick      # 100k examples, 1 seed
+    .venv/bin/python -m bench.bench_regression --population --seeds 30 --workers 2
+        # each learner's 30 seeds as one population (rl_plasticity.population), one process each
+    .venv/bin/python -m bench.bench_regression --speed --population --seeds 30
+        # examples/s of a 30-member population against 30 single learners in one process
 
 Settings: backprop, CBP (replacement rate 1e-4, maturity threshold 100, decay rate 0.99) and the
 linear learner are the paper's. L2's weight decay and shrink-and-perturb's shrink and noise were
@@ -23,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import interleaved, medians
+from rl_plasticity.population.regression import population_binned_errors
 from rl_plasticity.problems.slowly_changing import Learner, binned_errors
 
 STEP_SIZE = 0.01
@@ -68,6 +73,45 @@ def run_one(
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, errors=errors, speed=speed)
     return errors, speed
+
+
+def run_population(
+    name: str, seeds: list[int], num_examples: int, bin_size: int, cache: str | None
+) -> dict[int, tuple[np.ndarray, float]]:
+    """Binned errors of one learner on every seed, the seeds not in ``cache`` run as one
+    population (one member per seed, ``population.regression``).
+
+    Each seed is cached in its own file, named and laid out as :func:`run_one`'s (``errors``,
+    ``speed``) plus ``population`` (the number of members it ran with); ``speed`` is the
+    population's examples per second summed over its members. Give single and population runs
+    different ``--cache`` folders to compare them file by file.
+
+    :return: seed -> (binned errors, examples/s)
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    results: dict[int, tuple[np.ndarray, float]] = {}
+    for seed in seeds:
+        path = cache_path(cache, name, seed, num_examples, bin_size) if cache else None
+        if path is not None and path.exists():
+            saved = np.load(path)
+            results[seed] = saved["errors"], float(saved["speed"])
+    missing = [seed for seed in seeds if seed not in results]
+    if not missing:
+        return results
+    start = time.perf_counter()
+    errors = population_binned_errors(
+        LEARNERS[name], missing, num_examples=num_examples, bin_size=bin_size
+    )
+    speed = len(missing) * num_examples / (time.perf_counter() - start)
+    for seed, row in zip(missing, errors, strict=True):
+        results[seed] = row, speed
+        if cache is not None:
+            path = cache_path(cache, name, seed, num_examples, bin_size)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, errors=row, speed=speed, population=len(missing))
+    return results
 
 
 def summarize(results: dict[str, dict[int, np.ndarray]], fraction: float) -> list[str]:
@@ -198,6 +242,49 @@ def measure_speed(names: list[str], num_examples: int, repeats: int) -> None:
         print(f"| {name} | {median:,.0f} | {ratio:.2f} |")
 
 
+def measure_population_speed(
+    names: list[str], population: int, num_examples: int, repeats: int
+) -> None:
+    """Per learner, examples per second (summed over members, CPU time of this process) of one
+    ``population``-member population against ``population`` single learners run one after
+    another in this process, interleaved, median of ``repeats`` (after one round of warm-up).
+
+    :param names: the learners
+    :param population: P, seeds 0 .. P-1
+    :param num_examples: examples per member
+    :param repeats: rounds of the interleaved measurement
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    seeds = list(range(population))
+
+    def examples_per_second(variant: tuple[str, str], _repeat: int) -> float:
+        name, how = variant
+        start = time.process_time()
+        if how == "population":
+            population_binned_errors(LEARNERS[name], seeds, num_examples, bin_size=num_examples)
+        else:
+            for seed in seeds:
+                binned_errors(
+                    LEARNERS[name], seed, num_examples=num_examples, bin_size=num_examples
+                )
+        return population * num_examples / (time.process_time() - start)
+
+    print(
+        f"\n| learner | {population} single learners (examples/s) "
+        f"| population of {population} (examples/s) | population / singles |"
+    )
+    print("|---|---|---|---|")
+    for name in names:
+        variants = [(name, "singles"), (name, "population")]
+        # One round more, its measurements dropped: the first calls pay for warming up.
+        rates = interleaved(variants, repeats + 1, examples_per_second)
+        speeds = medians({variant: values[1:] for variant, values in rates.items()})
+        (single, _), (together, ratio) = speeds.values()
+        print(f"| {name} | {single:,.0f} | {together:,.0f} | {ratio:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k examples, 1 seed")
@@ -209,8 +296,17 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results", help="folder for regression*.png")
     parser.add_argument("--cache", default=None, help="folder keeping finished runs (npz)")
     parser.add_argument(
-        "--speed", action="store_true", help="only measure each learner's examples/s (20k x 3)"
+        "--speed",
+        action="store_true",
+        help="only measure each learner's examples/s (20k x 3); with --population: a population "
+        "of --seeds members against as many single learners (--examples per member, default 2k)",
     )
+    parser.add_argument(
+        "--population",
+        action="store_true",
+        help="run each learner's seeds as one population in one process",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of --speed")
     parser.add_argument(
         "--only-cached", action="store_true", help="summarize the runs in --cache; run nothing"
     )
@@ -218,8 +314,15 @@ def main() -> None:
     if args.quick:
         args.examples, args.seeds, args.bin_size = 100_000, 1, 10_000
     names = args.learners.split(",")
+    unknown = [name for name in names if name not in LEARNERS]
+    if unknown:
+        parser.error(f"--learners: got {unknown[0]!r}; one of: {', '.join(LEARNERS)}")
+    if args.speed and args.population:
+        examples = 2_000 if args.examples == parser.get_default("examples") else args.examples
+        measure_population_speed(names, args.seeds, examples, args.repeats)
+        return
     if args.speed:
-        measure_speed(names, num_examples=20_000, repeats=3)
+        measure_speed(names, num_examples=20_000, repeats=args.repeats)
         return
     jobs = [(name, seed) for seed in range(args.seeds) for name in names]
     if args.only_cached:
@@ -231,19 +334,41 @@ def main() -> None:
         names = list(dict.fromkeys(name for name, _ in jobs))
     results: dict[str, dict[int, np.ndarray]] = {name: {} for name in names}
     start = time.perf_counter()
-    with ProcessPoolExecutor(args.workers) as pool:
-        futures = {
-            pool.submit(run_one, name, seed, args.examples, args.bin_size, args.cache): (name, seed)
-            for name, seed in jobs
-        }
-        for future, (name, seed) in futures.items():
-            errors, speed = future.result()
-            results[name][seed] = errors
-            print(
-                f"{name} seed {seed}: first bin {errors[0]:.3f}, last bin {errors[-1]:.3f}, "
-                f"{speed:,.0f} examples/s",
-                flush=True,
-            )
+    if args.population:
+        with ProcessPoolExecutor(args.workers) as pool:
+            by_learner = {
+                name: pool.submit(
+                    run_population,
+                    name,
+                    [seed for job_name, seed in jobs if job_name == name],
+                    args.examples,
+                    args.bin_size,
+                    args.cache,
+                )
+                for name in names
+            }
+            for name, future in by_learner.items():
+                for seed, (errors, speed) in sorted(future.result().items()):
+                    results[name][seed] = errors
+                    print(
+                        f"{name} seed {seed}: first bin {errors[0]:.3f}, last bin "
+                        f"{errors[-1]:.3f}, population {speed:,.0f} examples/s",
+                        flush=True,
+                    )
+    else:
+        with ProcessPoolExecutor(args.workers) as pool:
+            futures = {
+                pool.submit(run_one, *job, args.examples, args.bin_size, args.cache): job
+                for job in jobs
+            }
+            for future, (name, seed) in futures.items():
+                errors, speed = future.result()
+                results[name][seed] = errors
+                print(
+                    f"{name} seed {seed}: first bin {errors[0]:.3f}, last bin {errors[-1]:.3f}, "
+                    f"{speed:,.0f} examples/s",
+                    flush=True,
+                )
     print(f"total {time.perf_counter() - start:.0f} s with {args.workers} worker(s)")
 
     out = Path(args.out)
