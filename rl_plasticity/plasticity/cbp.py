@@ -112,6 +112,24 @@ class UnitState:
 _NONE = torch.empty(0, dtype=torch.long)
 
 
+def least_useful_units(
+    utility: torch.Tensor, age: torch.Tensor, maturity_threshold: int, decay_rate: float, n: int
+) -> torch.Tensor:
+    """The ``n`` eligible units (age above the maturity threshold) of least bias-corrected
+    utility, u / (1 - eta^age): the units continual backprop replaces.
+
+    :param utility: each unit's running utility
+    :param age: each unit's age in steps
+    :param maturity_threshold: m; only older units are eligible
+    :param decay_rate: eta, the utility's decay
+    :param n: how many to pick (at most the number eligible)
+    :return: the units' indices
+    """
+    eligible = age > maturity_threshold
+    ranked = (utility / (1 - decay_rate ** age.double())).masked_fill(~eligible, float("inf"))
+    return torch.topk(ranked, n, largest=False).indices
+
+
 def _nonnegative(activation: nn.Module) -> bool:
     """Whether |h| = h for this activation (then the abs can be skipped)."""
     entry = activation_of(activation)
@@ -229,11 +247,10 @@ class CBP(Method):
             return _NONE
         state.accumulated -= n_replace
         eta = self.decay_rate
-        eligible = state.age > self.maturity_threshold
-        correction = 1 - eta ** state.age.double()
-        ranked = (state.utility / correction).masked_fill(~eligible, float("inf"))
-        units = torch.topk(ranked, n_replace, largest=False).indices
-        means = state.mean / correction if self.mean_correction else None
+        units = least_useful_units(
+            state.utility, state.age, self.maturity_threshold, eta, n_replace
+        )
+        means = state.mean / (1 - eta ** state.age.double()) if self.mean_correction else None
         optimizer = self.optimizer if self.optimizer_state == "zero" else None
         reinit_units_(layer, units, optimizer, state.bound, self.generator, means)
         state.utility[units] = 0

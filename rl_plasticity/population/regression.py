@@ -37,10 +37,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.plasticity.core import new_generator
-from rl_plasticity.plasticity.init import uniform
+from rl_plasticity.plasticity.cbp import least_useful_units
+from rl_plasticity.plasticity.core import new_generator, reinit_units_
+from rl_plasticity.plasticity.init import weight_bound
+from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.population.network import PopulationMLP
 from rl_plasticity.problems.slowly_changing import (
     Learner,
@@ -104,7 +107,7 @@ class PopulationCBP:
         #: per layer, each member's units replaced so far
         self.replaced_total = [torch.zeros(population, dtype=torch.long) for _ in hidden]
         #: per layer, the half-width of the incoming weights' lecun-uniform distribution
-        self.bounds = [(3.0 / layer.in_features) ** 0.5 for layer in hidden]
+        self.bounds = [weight_bound(layer.member(0), "lecun_uniform") for layer in hidden]
 
     def step(self, features: Sequence[torch.Tensor]) -> None:
         """One CBP step after an optimizer step.
@@ -138,19 +141,14 @@ class PopulationCBP:
             return
         accumulated.sub_(count)
         self.replaced_total[index].add_(count)
-        eta = self.decay_rate
         incoming, outgoing = self.network.linears[index], self.network.linears[index + 1]
         for k in members:  # per member, rare: as CBP._replace_layer, on member k's slices
-            eligible = age[k] > self.maturity_threshold
-            correction = 1 - eta ** age[k].double()
-            ranked = (utility[k] / correction).masked_fill(~eligible, float("inf"))
-            units = torch.topk(ranked, int(count[k]), largest=False).indices
-            weight = incoming.weight.data[k]
-            weight[units] = uniform(
-                (len(units), weight.shape[1]), self.bounds[index], self.generators[k], weight
+            units = least_useful_units(
+                utility[k], age[k], self.maturity_threshold, self.decay_rate, int(count[k])
             )
-            incoming.bias.data[k].index_fill_(0, units, 0)
-            outgoing.weight.data[k].index_fill_(1, units, 0)
+            # Member k's layers are views of the stacks: the re-draw lands in the population.
+            layer = HiddenLayer(str(index), incoming.member(k), nn.ReLU(), [outgoing.member(k)])
+            reinit_units_(layer, units, None, self.bounds[index], self.generators[k])
             utility[k, units] = 0
             age[k, units] = 0
 
