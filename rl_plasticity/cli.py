@@ -92,6 +92,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from rl_plasticity.experiment.run import train
     from rl_plasticity.overrides import combinations, parse_sets
 
+    if args.seeds is not None:
+        return _train_population(args)
     try:
         (assignment,) = combinations(parse_sets(args.set or []))
         result = train(
@@ -190,6 +192,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 storage=args.storage,
                 max_retries=args.max_retries,
                 runtime_env=runtime_env,
+                population=args.population,
             )
     except ConfigError as e:
         return _error(str(e))
@@ -330,6 +333,46 @@ def _add_run_options(p: argparse.ArgumentParser, grid: bool) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress display")
 
 
+def _train_population(args: argparse.Namespace) -> int:
+    from rl_plasticity.experiment.build import RunSetupError
+    from rl_plasticity.experiment.population import train_population
+    from rl_plasticity.experiment.resolve import RunExistsError
+    from rl_plasticity.overrides import combinations, parse_sets
+    from rl_plasticity.sweep import parse_seeds
+
+    try:
+        (assignment,) = combinations(parse_sets(args.set or []))
+        results = train_population(
+            args.env,
+            args.agent,
+            parse_seeds(args.seeds),
+            args.steps,
+            root=args.root,
+            group=args.group,
+            resume=args.resume,
+            restart=args.restart,
+            device=args.device,
+            overrides=assignment,
+            evaluation=_evaluation(args),
+            checkpoint_minutes=args.checkpoint_minutes,
+            echo=_note,
+        )
+    except (ConfigError, RunExistsError, RunSetupError) as e:
+        return _error(str(e))
+    for result in results:
+        if result.status == "failed":
+            print(f"rlp: run failed: {result.path}: {result.reason}", file=sys.stderr)
+        elif result.status == "skipped":
+            print(f"already done: {result.path}", file=sys.stderr)
+        print(result.path)
+    stopped = [r for r in results if r.status == "interrupted"]
+    if stopped:
+        name = signal.Signals(stopped[0].signum or signal.SIGINT).name
+        _note(f"interrupted ({name}); resume with: {_again(args.argv, '--resume')}")
+        return _exit_code(stopped[0].signum)
+    return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``rlp`` argument parser."""
     from importlib import metadata
@@ -344,7 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one agent on one environment", formatter_class=defaults)
     p.add_argument("--env", required=True, help="env spec name or .toml path")
     p.add_argument("--agent", required=True, help="agent spec name or .toml path")
-    p.add_argument("--seed", type=int, default=0, help="seed of the algorithm, networks and envs")
+    seed = p.add_mutually_exclusive_group()
+    seed.add_argument(
+        "--seed", type=int, default=0, help="seed of the algorithm, networks and envs"
+    )
+    seed.add_argument(
+        "--seeds",
+        default=None,
+        help="several seeds (e.g. 0-7) trained in this one process as a population: one run "
+        "directory each, their policy calls (and updates, where nothing hooks them) batched "
+        "(FastPPO agents; others train one after another)",
+    )
     p.add_argument(
         "--steps",
         type=_count("steps"),
@@ -399,6 +452,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --backend ray: where runs are kept, a path every node shares or a URI "
         "(file://, s3://, gs://, ...); runs train on their worker's disk and are copied there "
         "at every checkpoint (default: --root, shared)",
+    )
+    p.add_argument(
+        "--population",
+        type=_count("population"),
+        default=None,
+        metavar="N",
+        help="local backend: train up to N seeds of one env and agent in one process, as a "
+        "population (FastPPO agents: their policy calls, and their updates where no method or "
+        "metrics hook them, batched); default: a process per run",
     )
     p.add_argument(
         "--max-retries",

@@ -227,7 +227,7 @@ def attach(
     return RunCallbacks(ordered, checkpointer, guard, method, evaluator, display)
 
 
-def _failure_reason(error: Exception, step: int) -> str:
+def failure_reason(error: Exception, step: int) -> str:
     """One line saying why training raised ``error`` at ``step``."""
     first = (str(error).splitlines() or [""])[0]
     if "invalid values" in first or "nan" in first.lower():
@@ -256,7 +256,7 @@ def learn(run: ResolvedRun, model: BaseAlgorithm, parts: RunCallbacks) -> str | 
         return parts.guard.reason or parts.guard.find_problem()
     except Exception as e:
         (run.path / ERROR_LOG).write_text(traceback.format_exc())
-        return parts.guard.find_problem() or _failure_reason(e, model.num_timesteps)
+        return parts.guard.find_problem() or failure_reason(e, model.num_timesteps)
     finally:
         model.logger.close()
         if parts.display is not None:

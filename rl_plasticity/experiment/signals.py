@@ -12,20 +12,22 @@ from rl_plasticity.experiment.checkpoint import Checkpointer
 
 
 @contextmanager
-def stop_on_signals(checkpointer: Checkpointer) -> Iterator[None]:
-    """While training: the first SIGINT or SIGTERM asks ``checkpointer`` to checkpoint and stop;
-    a second one raises KeyboardInterrupt. Only in the main thread (elsewhere, nothing changes).
+def stop_on_signals(*checkpointers: Checkpointer) -> Iterator[None]:
+    """While training: the first SIGINT or SIGTERM asks every checkpointer to checkpoint and
+    stop; a second one raises KeyboardInterrupt. Only in the main thread (elsewhere, nothing
+    changes).
 
-    :param checkpointer: the run's checkpointer
+    :param checkpointers: the run's checkpointer (a population's: one per member)
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if checkpointer.stop_signal is not None:
+        if any(c.stop_signal is not None for c in checkpointers):
             raise KeyboardInterrupt
-        checkpointer.stop_signal = signum
+        for checkpointer in checkpointers:
+            checkpointer.stop_signal = signum
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

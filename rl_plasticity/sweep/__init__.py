@@ -1,7 +1,9 @@
 """A grid of runs (envs x agents x seeds) on local cores or a Ray cluster, resumable.
 
 On local cores every run is its own process, ``python -m rl_plasticity.cli train ... --resume``,
-with its output in ``<root>/<group>/logs/<run>.log``: a run that crashes hard (segfault, SIGKILL,
+with its output in ``<root>/<group>/logs/<run>.log`` (with ``population``, the seeds of one env
+and agent share a process, ``rlp train --seeds``: see
+:mod:`rl_plasticity.experiment.population`): a run that crashes hard (segfault, SIGKILL,
 out of memory) takes only itself down. Such a run is recorded as failed in its ``status.json``
 (the child could not write it) and the others go on. On Ray every run is a task that trains in
 its worker process (the worker's own environment), in a folder of the worker's own disk, kept in
@@ -33,7 +35,14 @@ from rl_plasticity.errors import ConfigError
 from rl_plasticity.evaluation import EvalSettings
 from rl_plasticity.experiment.rundir import RunResult
 from rl_plasticity.overrides import Override
-from rl_plasticity.sweep.local import CHILD_ENV_DEFAULTS, Children, run_local, run_task, signals_to
+from rl_plasticity.sweep.local import (
+    CHILD_ENV_DEFAULTS,
+    Children,
+    population_tasks,
+    run_local,
+    run_task,
+    signals_to,
+)
 from rl_plasticity.sweep.plan import LOGS, RunTask, default_jobs, parse_seeds, plan
 from rl_plasticity.sweep.progress import SweepProgress, Tracker, short_reason
 from rl_plasticity.sweep.ray_cluster import DEFAULT_MAX_RETRIES, load_runtime_env, run_ray
@@ -134,6 +143,7 @@ def sweep(
     storage: str | Path | None = None,
     max_retries: int | None = None,
     runtime_env: dict[str, Any] | None = None,
+    population: int | None = None,
 ) -> SweepResult:
     """Train every (env, agent, seed) of the grid; skip finished runs, resume unfinished ones.
 
@@ -160,6 +170,9 @@ def sweep(
         lost (default :data:`DEFAULT_MAX_RETRIES`)
     :param runtime_env: Ray backend: the workers' runtime environment (see
         :func:`load_runtime_env`)
+    :param population: local backend: train up to this many seeds of one env and agent in one
+        process, as a population (:mod:`rl_plasticity.experiment.population`); None: a process
+        per run
     :return: every run's outcome, in grid order
     :raises ConfigError: for a bad spec, backend or argument, before any run starts
     """
@@ -171,6 +184,10 @@ def sweep(
     for key, value in ray_only.items():
         if backend != "ray" and value is not None:
             raise ConfigError(key, value, "only with backend ray (local runs write under root)")
+    if population is not None and (backend != "local" or population < 1):
+        raise ConfigError(
+            "population", population, "a positive number of seeds per process, backend local"
+        )
     if max_retries is not None and max_retries < 0:
         raise ConfigError("max_retries", max_retries, "a number of retries, 0 or more")
     if backend == "ray":
@@ -180,7 +197,8 @@ def sweep(
     tasks = plan(
         envs, agents, seeds, steps, root, group, overrides, evaluation, checkpoint_minutes, echo
     )
-    jobs = min(jobs or default_jobs(), len(tasks))
+    processes = len(tasks) if population is None else len(population_tasks(tasks, population))
+    jobs = min(jobs or default_jobs(), processes)
     tracker = Tracker(tasks, echo, progress)
     if backend == "ray":
         retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
@@ -188,5 +206,5 @@ def sweep(
         return SweepResult([results[task.path] for task in tasks])
     children = Children()
     with signals_to(children):
-        results = run_local(tasks, jobs, tracker, children)
+        results = run_local(tasks, jobs, tracker, children, population)
     return SweepResult([results[task.path] for task in tasks], children.signum)

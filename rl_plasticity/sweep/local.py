@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from rl_plasticity.experiment.rundir import (
@@ -97,19 +98,84 @@ def run_task(task: RunTask, children: Children | None = None) -> RunResult:
         own process group then keeps a terminal's Ctrl-C away from it); None: the child is in ours
     :return: the run's outcome
     """
-    if is_finished(task.path, task.steps):  # checked here too: a finished run costs no process
-        return RunResult(task.path, "skipped")
+    return run_population(PopulationTask(task.command, task.log, (task,)), children)[0]
+
+
+@dataclass(frozen=True)
+class PopulationTask:
+    """Runs of one env and agent (several seeds) trained by one child process as a population.
+
+    :param command: the child's argv (``rlp train --seeds ...``)
+    :param log: the child's log
+    :param members: the runs it trains
+    """
+
+    command: tuple[str, ...]
+    log: Path
+    members: tuple[RunTask, ...]
+
+
+def population_tasks(tasks: list[RunTask], size: int) -> list[PopulationTask]:
+    """The tasks grouped into populations of up to ``size`` seeds of one env and agent, in grid
+    order; each group's command is its first task's with ``--seeds`` for ``--seed`` and
+    ``--resume`` (a member without a checkpoint then starts again, with a note).
+
+    :param tasks: the grid's tasks (from :func:`~rl_plasticity.sweep.plan.plan`)
+    :param size: members per process
+    """
+    groups: dict[tuple, list[RunTask]] = {}
+    for task in tasks:
+        seed_at = task.command.index("--seed")
+        key = task.command[:seed_at] + task.command[seed_at + 2 :]
+        key = tuple("--resume" if a == "--restart" else a for a in key)
+        groups.setdefault(key, []).append(task)
+    result = []
+    for members in groups.values():
+        for start in range(0, len(members), size):
+            chunk = tuple(members[start : start + size])
+            first = chunk[0].command
+            seed_at = first.index("--seed")
+            seeds = ",".join(str(t.args.seed) if t.args else t.command[seed_at + 1] for t in chunk)
+            command = (*first[:seed_at], "--seeds", seeds, *first[seed_at + 2 :])
+            command = tuple("--resume" if a == "--restart" else a for a in command)
+            log = chunk[0].log.with_name(f"{chunk[0].name}-population-{len(chunk)}.log")
+            result.append(PopulationTask(command, log, chunk))
+    return result
+
+
+def run_population(population: PopulationTask, children: Children | None = None) -> list[RunResult]:
+    """Run a population's child process (one run: a population of one) and read what became of
+    each member, as :func:`run_task` does for one run.
+
+    :param population: the runs and their command
+    :param children: as for :func:`run_task`
+    :return: each member's outcome, in order
+    """
+    members = population.members
+    pending = [task for task in members if not is_finished(task.path, task.steps)]
+    if not pending:  # checked here too: finished runs cost no process
+        return [RunResult(task.path, "skipped") for task in members]
     if children is not None and children.signum is not None:
-        return RunResult(task.path, "not started", signum=children.signum)
-    task.log.parent.mkdir(parents=True, exist_ok=True)
+        return [
+            RunResult(t.path, "not started", signum=children.signum)
+            if t in pending
+            else RunResult(t.path, "skipped")
+            for t in members
+        ]
+    command = population.command
+    if len(pending) < len(members) and "--seeds" in command:
+        at = command.index("--seeds")
+        seeds = ",".join(str(t.args.seed) for t in pending if t.args is not None)
+        command = (*command[: at + 1], seeds, *command[at + 2 :])
+    population.log.parent.mkdir(parents=True, exist_ok=True)
     env = {**CHILD_ENV_DEFAULTS, **os.environ}
     started = time.time()
-    with task.log.open("a") as log:
-        log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(task.command)}\n")
+    with population.log.open("a") as log:
+        log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n")
         log.flush()
         offset = log.tell()
         child = subprocess.Popen(
-            task.command,
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -126,8 +192,20 @@ def run_task(task: RunTask, children: Children | None = None) -> RunResult:
         finally:
             if children is not None:
                 children.remove(child)
-        last = _last_line(task.log, offset)
+        last = _last_line(population.log, offset)
         log.write(f"# exit code {code}\n")
+    return [
+        _outcome(task, code, started, last, children)
+        if task in pending
+        else RunResult(task.path, "skipped")
+        for task in members
+    ]
+
+
+def _outcome(
+    task: RunTask, code: int, started: float, last: str, children: Children | None
+) -> RunResult:
+    """What became of ``task``'s run after its child exited with ``code`` (see :func:`run_task`)."""
     if is_finished(task.path, task.steps):
         return RunResult(task.path, "done")
     status = read_status(task.path)
@@ -141,8 +219,8 @@ def run_task(task: RunTask, children: Children | None = None) -> RunResult:
     signum = children.signum if children is not None else None
     if signum is not None and code in (-signum, 128 + signum):
         # Stopped by the signal we passed on while it was still starting: no harm done.
-        last = last_checkpoint(task.path)
-        at = checkpoint_step(last) if last is not None else None
+        last_folder = last_checkpoint(task.path)
+        at = checkpoint_step(last_folder) if last_folder is not None else None
         reason = f"{signal.Signals(signum).name} while starting"
         if status:
             write_status(
@@ -180,29 +258,42 @@ def signals_to(children: Children) -> Iterator[None]:
 
 
 def run_local(
-    tasks: list[RunTask], jobs: int, tracker: Tracker, children: Children
+    tasks: list[RunTask],
+    jobs: int,
+    tracker: Tracker,
+    children: Children,
+    population: int | None = None,
 ) -> dict[Path, RunResult]:
     """Run the tasks as child processes of this machine, ``jobs`` at a time.
 
     :param tasks: the runs
-    :param jobs: runs at a time
+    :param jobs: processes at a time
     :param tracker: told when runs start and end
     :param children: the running runs, for signals
+    :param population: train up to this many seeds of one env and agent per process, as a
+        population (see :func:`population_tasks`); None: one process per run
     :return: each run's outcome by its directory
     """
+    groups = (
+        population_tasks(tasks, population)
+        if population is not None
+        else [PopulationTask(t.command, t.log, (t,)) for t in tasks]
+    )
 
-    # Threads only wait on child processes, so one thread per parallel run is enough.
-    def run(task: RunTask) -> RunResult:
-        tracker.started(task)
-        return run_task(task, children)
+    # Threads only wait on child processes, so one thread per parallel process is enough.
+    def run(group: PopulationTask) -> list[RunResult]:
+        for task in group.members:
+            tracker.started(task)
+        return run_population(group, children)
 
     results: dict[Path, RunResult] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run, task): task for task in tasks}
+        futures = [pool.submit(run, group) for group in groups]
         try:
             for future in as_completed(futures):
-                results[futures[future].path] = future.result()
-                tracker(results[futures[future].path])
+                for result in future.result():
+                    results[result.path] = result
+                    tracker(result)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
