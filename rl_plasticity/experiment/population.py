@@ -161,12 +161,11 @@ def _train_members(
     for k, (run, model, callbacks, vec_env) in enumerate(
         zip(runs, members, parts, envs, strict=True)
     ):
-        outcomes[id(run)] = finish(
-            run,
-            model,
-            vec_env,
-            callbacks,
-            _member_failure(run, model, callbacks, population.errors.get(k)),
+        reason = _member_failure(run, model, callbacks, population.errors.get(k))
+        # The final checkpoint saves the global random states: the member's.
+        outcomes[id(run)] = population.as_member(
+            k,
+            lambda: finish(run, model, vec_env, callbacks, reason),  # noqa: B023
         )
     return outcomes
 

@@ -40,9 +40,12 @@ that draws from numpy's or Python's global generator at every step of a rollout 
 stream the members share (swapping numpy's state costs more than a step); the shipped callbacks
 do not.
 
-Equivalence to single runs (``tests/test_population_ppo.py``): from the same state, a member's
-rollout and its parameters and Adam moments after one ``train()`` equal the single FastPPO's
-within float rounding (batched products round differently from single ones).
+Equivalence to single runs: from the same state, a member's rollout buffer and its parameters
+and Adam moments after one ``train()`` equal the single FastPPO's within float rounding
+(``tests/test_population_ppo.py``; batched products round differently from single ones, about
+1e-6 in an action). In a chaotic environment such differences grow (HalfCheetah's observations
+part after tens of steps), so a member and the single run of its seed are alike in distribution,
+not step by step: ``bench/population_equivalence.py`` tests that over seeds.
 """
 
 from __future__ import annotations
@@ -280,8 +283,15 @@ class PopulationPPO:
     def _leave(self, k: int) -> None:
         self.random[k] = MemberRandom.capture()
 
-    def _as_member(self, k: int, work: Callable[[], Any]) -> Any:
-        """Run ``work`` with member ``k``'s random states in place, keeping what it drew."""
+    def as_member(self, k: int, work: Callable[[], Any]) -> Any:
+        """Run ``work`` with member ``k``'s global random states in place (and keep what it
+        drew): for anything that draws or saves them on the member's behalf, such as a final
+        checkpoint.
+
+        :param k: the member's index
+        :param work: called without arguments
+        :return: what ``work`` returns
+        """
         self._enter(k)
         try:
             return work()
@@ -335,7 +345,7 @@ class PopulationPPO:
                 ends[k], bound[k] = model._setup_learn(totals[k], callbacks[k], resets[k], "PPO")
                 bound[k].on_training_start(locals(), globals())
 
-            self._guarded(k, self._as_member, k, setup)
+            self._guarded(k, self.as_member, k, setup)
         iterations = [0] * n
         running = [
             k for k in range(n) if k not in self.errors and self.members[k].num_timesteps < ends[k]
@@ -356,7 +366,7 @@ class PopulationPPO:
             ]
         for k, cb in enumerate(bound):
             if cb is not None:
-                self._guarded(k, self._as_member, k, cb.on_training_end)
+                self._guarded(k, self.as_member, k, cb.on_training_end)
         return self
 
     # ----- rollout ---------------------------------------------------------------------------
@@ -375,7 +385,7 @@ class PopulationPPO:
                 callbacks[k].on_rollout_start()
                 model._inference_steps()
 
-            self._guarded(k, self._as_member, k, start)
+            self._guarded(k, self.as_member, k, start)
         active = [i for i, k in enumerate(ks) if k not in self.errors]
         stacks = _RolloutStacks(members)
         n_steps, n_envs = members[0].n_steps, members[0].n_envs
@@ -410,7 +420,7 @@ class PopulationPPO:
                 callbacks[k].update_locals({"rollout_buffer": model.rollout_buffer})
                 callbacks[k].on_rollout_end()
 
-            self._guarded(k, self._as_member, k, end)
+            self._guarded(k, self.as_member, k, end)
         return [ks[i] for i in active if ks[i] not in self.errors]
 
     def _step(
@@ -501,7 +511,7 @@ class PopulationPPO:
         self.update_mode = mode
         if reason is not None:
             for k, model in zip(ks, members, strict=True):
-                self._guarded(k, self._as_member, k, model.train)
+                self._guarded(k, self.as_member, k, model.train)
             return
         orders = []
         for k, model in zip(ks, members, strict=True):
@@ -511,7 +521,7 @@ class PopulationPPO:
                 # The permutations RolloutBuffer.get would draw, one per epoch, in order.
                 return [np.random.permutation(n) for _ in range(model.n_epochs)]
 
-            orders.append(self._as_member(k, draw))
+            orders.append(self.as_member(k, draw))
         try:
             batched_train(members, orders)
         except Exception as error:  # not one member's fault: every member of the update stops
