@@ -16,7 +16,10 @@ ReDo's period), the fixed value here is ours for this problem and is written bes
     .venv/bin/python -m bench.method_table --seeds 30 --tasks 100 --jobs 2   # tune, run, report
     .venv/bin/python -m bench.method_table --seeds 30 --tasks 100 --only-cached  # report only
 
-Every finished run is cached (``--cache``), so a stopped bench continues where it was.
+Every finished run is cached (``--cache``), so a stopped bench continues where it was. With
+``--population``, the rows a population can run (no method, SGD: backprop, L2, the linear
+learner) run each grid point's seeds as one process (``rl_plasticity.population.continual``),
+writing the same cache files.
 """
 
 from __future__ import annotations
@@ -350,13 +353,75 @@ def load(
     return np.stack([np.load(p) for p in paths])
 
 
-def run_all(jobs: list, workers: int) -> float:
-    """Run the jobs (cached ones cost nothing); return the CPU seconds of those that ran."""
+def run_population_job(
+    job: tuple[Entry, dict, tuple[int, ...], int, str, Problem],
+) -> tuple[str, float]:
+    """Run the seeds of one row and grid point as one population (``population.continual``),
+    writing each seed's cache file as :func:`run_job` would; return a key and the seconds."""
+    import torch
+
+    from rl_plasticity.population.continual import population_task_errors
+
+    torch.set_num_threads(1)
+    entry, point, seeds, tasks, cache, problem = job
+    start = time.perf_counter()
+    errors = population_task_errors(
+        learner_for(entry, point, problem),
+        [problem.tasks(seed, tasks) for seed in seeds],
+        problem.num_inputs,
+        problem.num_outputs,
+        seeds,
+        loss=problem.loss,
+    )
+    for seed, row in zip(seeds, errors, strict=True):
+        path = Path(cache) / f"{job_key(entry, point, seed, tasks, problem)}.npy"
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, row)
+        os.replace(tmp, path)
+    key = f"{job_key(entry, point, seeds[0], tasks, problem)} and {len(seeds) - 1} more seeds"
+    return key, time.perf_counter() - start
+
+
+def as_populations(jobs: list) -> list:
+    """The jobs with every row and grid point that a population can run (no method, SGD: see
+    ``population.continual.population_reason``) merged into one population job over its seeds
+    not cached yet; the other jobs unchanged."""
+    from rl_plasticity.population.continual import population_reason
+
+    groups: dict[tuple, list[int]] = {}
+    named: dict[str, tuple[Entry, Problem]] = {}
+    rest = []
+    for job in jobs:
+        entry, point, seed, tasks, cache, problem = job
+        cached = (Path(cache) / f"{job_key(entry, point, seed, tasks, problem)}.npy").exists()
+        if problem.name != DIGITS.name or population_reason(learner_for(entry, point, problem)):
+            rest.append(job)
+        elif not cached:
+            named[entry.name] = (entry, problem)
+            groups.setdefault((entry.name, json.dumps(point), tasks, cache), []).append(seed)
+    merged = [
+        (named[name][0], json.loads(point), tuple(seeds), tasks, cache, named[name][1])
+        for (name, point, tasks, cache), seeds in groups.items()
+    ]
+    return merged + rest
+
+
+def _run_any(job: tuple) -> tuple[str, float]:
+    return run_population_job(job) if isinstance(job[2], tuple) else run_job(job)
+
+
+def run_all(jobs: list, workers: int, population: bool = False) -> float:
+    """Run the jobs (cached ones cost nothing); return the CPU seconds of those that ran.
+
+    :param population: run the digits rows a population can run as one job per row and point
+    """
+    if population:
+        jobs = as_populations(jobs)
     if not jobs:
         return 0.0
     total = 0.0
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for done, (key, seconds) in enumerate(pool.map(run_job, jobs), 1):
+        for done, (key, seconds) in enumerate(pool.map(_run_any, jobs), 1):
             total += seconds
             if seconds:
                 print(f"[{done}/{len(jobs)}] {key} {seconds:.1f} s", flush=True)
@@ -550,6 +615,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="comma-separated rows (default: all)")
     parser.add_argument("--only-cached", action="store_true", help="report what is cached")
     parser.add_argument("--out", type=Path, default=None, help="table (.md) and figure (.png)")
+    parser.add_argument(
+        "--population",
+        action="store_true",
+        help="digits: run each row's seeds as one population where it can (backprop, L2, linear)",
+    )
     args = parser.parse_args(argv)
     problem = PROBLEMS[args.problem]
     if problem is REGRESSION:
@@ -568,10 +638,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             for p in e.grid
             for s in TUNING_SEEDS
         ]
-        cpu += run_all(tuning, args.jobs)
+        cpu += run_all(tuning, args.jobs, args.population)
     chosen = {e.name: choose(e, *common) if len(e.grid) > 1 else {} for e in entries}
     if not args.only_cached:
-        cpu += run_all([(e, chosen[e.name], s, *common) for e in entries for s in seeds], args.jobs)
+        jobs = [(e, chosen[e.name], s, *common) for e in entries for s in seeds]
+        cpu += run_all(jobs, args.jobs, args.population)
     results = {}
     for e in entries:
         errors = load(e, chosen[e.name], seeds, *common)

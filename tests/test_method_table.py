@@ -122,3 +122,28 @@ def test_tiny_table_writes_per_seed_rows_and_paired_differences(tmp_path) -> Non
     again = tmp_path / "again.md"  # resumed from the cache: nothing runs, the same table
     main([*common, "--only-cached", "--out", str(again)])
     assert again.read_text() == text
+
+
+def test_population_jobs_write_the_single_runs_cache_files(tmp_path) -> None:
+    from bench.method_table import as_populations, run_all, run_job
+
+    backprop, cbp = ENTRIES[0], next(e for e in ENTRIES if e.name == "cbp")
+    point = {"replacement_rate": 1e-4}
+    jobs = [(backprop, {}, s, 2, str(tmp_path / "p"), DIGITS) for s in (0, 1, 2)]
+    jobs += [(cbp, point, s, 2, str(tmp_path / "p"), DIGITS) for s in (0, 1)]
+    merged = as_populations(jobs)  # backprop's seeds become one job; CBP's stay single
+    assert [(job[0].name, job[2]) for job in merged] == [
+        ("backprop", (0, 1, 2)),
+        ("cbp", 0),
+        ("cbp", 1),
+    ]
+    (tmp_path / "p").mkdir()
+    run_all(jobs[:3], 1, population=True)
+    (tmp_path / "s").mkdir()
+    for seed in (0, 1, 2):
+        run_job((backprop, {}, seed, 2, str(tmp_path / "s"), DIGITS))
+        key = job_key(backprop, {}, seed, 2, DIGITS)
+        population, single = (np.load(tmp_path / d / f"{key}.npy") for d in ("p", "s"))
+        # Batched products round differently: at most one of a task's 1,797 images may tip.
+        np.testing.assert_allclose(population, single, atol=1.5 / 1797)
+    assert as_populations(jobs[:3]) == []  # cached now: nothing left to run

@@ -161,3 +161,29 @@ def test_bad_settings_raise_config_errors() -> None:
         population_online_squared_errors(Learner(num_hidden=0, replacement_rate=1e-4), [0], 10)
     with pytest.raises(ConfigError, match="shrink"):
         population_online_squared_errors(Learner(shrink=1.5), [0], 10)
+
+
+def test_digits_population_members_equal_single_learners_and_refuse_methods() -> None:
+    from rl_plasticity.population.continual import population_task_errors
+    from rl_plasticity.problems.continual import ContinualLearner, online_task_errors
+    from rl_plasticity.problems.permuted_digits import PermutedDigits
+
+    learner = ContinualLearner(hidden=(32, 32), step_size=0.1, batch_size=16, weight_decay=1e-3)
+    seeds = [0, 3, 7]
+
+    def streams():
+        return [PermutedDigits(seed, examples_per_task=320).tasks(4) for seed in seeds]
+
+    population = population_task_errors(learner, streams(), 64, 10, seeds)
+    singles = [
+        online_task_errors(learner, stream, 64, 10, seed)
+        for seed, stream in zip(seeds, streams(), strict=True)
+    ]
+    assert population.shape == (3, 4)
+    # Within float rounding: at most one of a task's 320 images may be classified differently.
+    np.testing.assert_allclose(population, singles, atol=1.5 / 320)
+    assert not np.allclose(population[0], population[1])  # members are their own seeds
+    with pytest.raises(ConfigError, match="only backprop and L2"):
+        population_task_errors(ContinualLearner(method="cbp"), streams(), 64, 10, seeds)
+    with pytest.raises(ConfigError, match="only SGD"):
+        population_task_errors(ContinualLearner(optimizer="adam"), streams(), 64, 10, seeds)
