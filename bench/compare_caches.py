@@ -1,11 +1,14 @@
-"""Compare two bench_regression caches file by file: single runs against population members.
+"""Compare two run caches file by file: single runs against population members.
 
-For every run file (learner, seed, length, bin size) present in both folders: the largest
-difference between their binned errors, and the first bin where they differ by more than
-``--tolerance``; then, per learner, in how many seeds the two agree in every bin.
+For every run file present in both folders (bench_regression's ``.npz``: binned errors;
+bench.method_table's ``.npy``: per-task errors): the largest difference between their errors,
+and the first bin (or task) where they differ by more than ``--tolerance``; then, per learner, in
+how many seeds the two agree everywhere.
 
     .venv/bin/python -m bench.compare_caches ~/studies/regression10/cache \\
         ~/studies/regression30/cache --out bench/results/regression30/population_vs_single.md
+    .venv/bin/python -m bench.compare_caches ~/studies/digits100/cache \\
+        ~/studies/digits-pop/cache --tolerance 0.00084 --out bench/results/digits_population.md
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import numpy as np
 from bench.common import emit
 
 
+def _errors(path: Path) -> np.ndarray:
+    return np.load(path)["errors"] if path.suffix == ".npz" else np.load(path)
+
+
 def compare(first: Path, second: Path, tolerance: float) -> list[str]:
     """Table rows comparing the caches' common files, and one summary line per learner."""
     lines = [
@@ -26,11 +33,11 @@ def compare(first: Path, second: Path, tolerance: float) -> list[str]:
         "|---|---|---|",
     ]
     agree, total = Counter(), Counter()
-    for path in sorted(first.glob("*.npz")):
+    for path in sorted([*first.glob("*.npz"), *first.glob("*.npy")]):
         other = second / path.name
         if not other.exists():
             continue
-        a, b = np.load(path)["errors"], np.load(other)["errors"]
+        a, b = _errors(path), _errors(other)
         difference = np.abs(a.astype(np.float64) - b)
         parted = np.flatnonzero(difference > tolerance)
         learner = path.name.split("_s")[0]

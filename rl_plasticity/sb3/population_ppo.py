@@ -386,7 +386,11 @@ class PopulationPPO:
                 model._inference_steps()
 
             self._guarded(k, self.as_member, k, start)
-        active = [i for i, k in enumerate(ks) if k not in self.errors]
+        ks = [k for k in ks if k not in self.errors]
+        members = [self.members[k] for k in ks]
+        if not members:
+            return []
+        active = list(range(len(ks)))
         stacks = _RolloutStacks(members)
         n_steps, n_envs = members[0].n_steps, members[0].n_envs
         for _ in range(n_steps):
