@@ -271,18 +271,54 @@ def measure_population_speed(
                 )
         return population * num_examples / (time.process_time() - start)
 
+    floor = seconds_per_call()
     print(
         f"\n| learner | {population} single learners (examples/s) "
-        f"| population of {population} (examples/s) | population / singles |"
+        f"| population of {population} (examples/s) | population / singles "
+        "| torch calls per population step | call-bound limit (examples/s) | of limit |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for name in names:
         variants = [(name, "singles"), (name, "population")]
         # One round more, its measurements dropped: the first calls pay for warming up.
         rates = interleaved(variants, repeats + 1, examples_per_second)
         speeds = medians({variant: values[1:] for variant, values in rates.items()})
         (single, _), (together, ratio) = speeds.values()
-        print(f"| {name} | {single:,.0f} | {together:,.0f} | {ratio:.2f} |")
+        calls = torch_calls_per_step(name, seeds)
+        limit = population / (calls * floor)
+        print(
+            f"| {name} | {single:,.0f} | {together:,.0f} | {ratio:.2f} | {calls:.1f} "
+            f"| {limit:,.0f} | {together / limit:.2f} |"
+        )
+    print(
+        f"\ncall-bound limit: P / (torch calls per step x {floor * 1e6:.2f} us, the CPU time of "
+        "the cheapest torch call measured here: an in-place add on a one-element tensor); the "
+        "arithmetic itself (a few hundred floating point operations per member and example) is "
+        "far below it."
+    )
+
+
+def seconds_per_call(calls: int = 200_000) -> float:
+    """CPU seconds of the cheapest torch call: ``x.add_(1)`` on a one-element tensor."""
+    import torch
+
+    x = torch.zeros(1)
+    with torch.no_grad():
+        start = time.process_time()
+        for _ in range(calls):
+            x.add_(1)
+        return (time.process_time() - start) / calls
+
+
+def torch_calls_per_step(name: str, seeds: list[int], examples: int = 200) -> float:
+    """Top-level torch operator calls per population step (per example), counted by
+    ``torch.profiler`` over ``examples`` examples."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        population_binned_errors(LEARNERS[name], seeds, examples, bin_size=examples)
+    top = [e for e in prof.events() if e.cpu_parent is None and e.name.startswith("aten::")]
+    return len(top) / examples
 
 
 def main() -> None:
