@@ -209,3 +209,20 @@ def test_sweep_groups_seeds_into_populations(tmp_path, tiny_env, cheap_agent, ca
     assert main([*argv[:-3], "--population", "0", "--no-progress"]) == 2
     assert main([*argv, "--backend", "ray"]) == 2
     assert "population" in capsys.readouterr().err
+
+
+def test_train_seeds_bad_input_exits_2_and_writes_nothing(tmp_path, tiny_env, cheap_agent, capsys):
+    root = tmp_path / "runs"
+    argv = ["train", "--env", str(tiny_env), "--agent", str(cheap_agent), "--steps", "512"]
+    argv += ["--root", str(root), "--no-progress"]
+    assert main([*argv, "--seeds", "3-1"]) == 2
+    assert "seeds" in capsys.readouterr().err
+    assert main([*argv, "--seeds", "0-1", "--seed", "4"]) == 2
+    assert "not allowed with" in capsys.readouterr().err
+    assert not root.exists()
+    assert main([*argv, "--seeds", "0-1"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [Path(p).name for p in printed] == [
+        "tiny-cheetah__tiny-fast__s0",
+        "tiny-cheetah__tiny-fast__s1",
+    ]

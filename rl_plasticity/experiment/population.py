@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from rl_plasticity.errors import ConfigError
 from rl_plasticity.evaluation import EvalSettings
 from rl_plasticity.experiment.build import build
 from rl_plasticity.experiment.checkpoint import restore
@@ -67,8 +69,6 @@ def train_population(
     :raises RunExistsError: if a run exists and neither ``resume`` nor ``restart`` is given
     :raises RunSetupError: if an environment or a model cannot be built
     """
-    from rl_plasticity.errors import ConfigError
-
     say = echo or (lambda line: None)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError("seeds", list(seeds), "one or more distinct seeds")
@@ -87,9 +87,10 @@ def train_population(
             restarts[id(run)] = True
         resolved.append(run)
     runs = [run for run in resolved if isinstance(run, ResolvedRun)]
-    opened = lambda run: open_run_dir(  # noqa: E731
-        run, restarts.get(id(run), restart), overrides, evaluation, say
-    )
+
+    def opened(run: ResolvedRun) -> None:
+        open_run_dir(run, restarts.get(id(run), restart), overrides, evaluation, say)
+
     outcomes = _train_members(runs, opened, evaluation, checkpoint_minutes, say)
     return [outcomes[id(run)] if isinstance(run, ResolvedRun) else run for run in resolved]
 
@@ -164,8 +165,7 @@ def _train_members(
         reason = _member_failure(run, model, callbacks, population.errors.get(k))
         # The final checkpoint saves the global random states: the member's.
         outcomes[id(run)] = population.as_member(
-            k,
-            lambda: finish(run, model, vec_env, callbacks, reason),  # noqa: B023
+            k, partial(finish, run, model, vec_env, callbacks, reason)
         )
     return outcomes
 
