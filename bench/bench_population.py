@@ -30,12 +30,11 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bench.bench_engine import floor_update_per_step, matmul_rate, raw_env_rate
 from bench.common import emit, interleaved, medians
-from bench.engine_equivalence import Episodes, compare, summaries
+from bench.engine_equivalence import Episodes, curve_table, summaries
 from rl_plasticity.experiment.build import build_model, make_vec_env
 from rl_plasticity.sb3.population_ppo import PopulationPPO
 from rl_plasticity.specs import EnvSpec, load_agent_spec
@@ -149,29 +148,15 @@ def equivalence(env_id: str, seeds: int, steps: int) -> list[str]:
         f"{seeds} single FastPPO runs {single_seconds:.0f}, one population of {seeds} "
         f"{population_seconds:.0f}",
         "",
-        "| measure | single runs, mean (sd) | population members, mean (sd) | Mann-Whitney U p "
-        "| permutation p | paired Wilcoxon p | member higher in |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for name, values in (("final return (last quarter)", final), ("mean return (area)", area)):
-        a, b = np.array(values["single"]), np.array(values["member"])
-        u, perm, paired = compare(a, b)
-        lines.append(
-            f"| {name} | {a.mean():.1f} ({a.std(ddof=1):.1f}) | {b.mean():.1f} "
-            f"({b.std(ddof=1):.1f}) | {u:.2f} | {perm:.2f} | {paired:.2f} | "
-            f"{int((b > a).sum())} of {len(a)} seeds |"
-        )
-    lines += [
-        "",
-        "per seed, final return single / member: "
-        + "; ".join(
-            f"{x:.0f} / {y:.0f}" for x, y in zip(final["single"], final["member"], strict=True)
-        ),
-        "",
-        "episodes with the same return in both, from the first, per seed: "
-        + ", ".join(str(n) for n in same),
-    ]
-    return lines
+    return lines + curve_table(
+        ("single runs", "population members"),
+        final["single"],
+        final["member"],
+        area["single"],
+        area["member"],
+        same,
+    )
 
 
 def main() -> None:

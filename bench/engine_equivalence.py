@@ -100,6 +100,51 @@ def compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return float(u), float(perm), float(paired)
 
 
+def curve_table(
+    names: tuple[str, str],
+    final_a: list[float],
+    final_b: list[float],
+    area_a: list[float],
+    area_b: list[float],
+    same: list[int],
+) -> list[str]:
+    """The comparison's Markdown lines: per measure, both samples and the three tests' p-values,
+    then the per-seed final returns and how many first episodes were the same.
+
+    :param names: the two variants, as the table names them
+    :param final_a: final return per seed of the first (then of the second)
+    :param final_b: of the second
+    :param area_a: mean return over the run per seed of the first
+    :param area_b: of the second
+    :param same: per seed, episodes with the same return in both, from the first
+    """
+    first, second = names
+    lines = [
+        f"| measure | {first}, mean (sd) | {second}, mean (sd) | Mann-Whitney U p | permutation p "
+        f"| paired Wilcoxon p | {second} higher in |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, a, b in (
+        ("final return (last quarter)", np.array(final_a), np.array(final_b)),
+        ("mean return (area)", np.array(area_a), np.array(area_b)),
+    ):
+        u, perm, paired = compare(a, b)
+        lines.append(
+            f"| {name} | {a.mean():.1f} ({a.std(ddof=1):.1f}) | {b.mean():.1f} "
+            f"({b.std(ddof=1):.1f}) | {u:.2f} | {perm:.2f} | {paired:.2f} | "
+            f"{int((b > a).sum())} of {len(a)} seeds |"
+        )
+    return [
+        *lines,
+        "",
+        f"per seed, final return {first} / {second}: "
+        + "; ".join(f"{x:.0f} / {y:.0f}" for x, y in zip(final_a, final_b, strict=True)),
+        "",
+        "episodes with the same return in both, from the first, per seed: "
+        + ", ".join(str(n) for n in same),
+    ]
+
+
 def drift(env_id: str, rollouts: int) -> list[str]:
     """SB3's PPO, SB3's PPO with fused Adam and the engine trained on the same buffers."""
     env = EnvSpec(name=env_id, path=Path(), env_id=env_id)
@@ -186,28 +231,10 @@ def main() -> None:
         f"(n_envs 1, 1 torch thread); CPU seconds: SB3 {cpu['PPO']:.0f}, FastPPO "
         f"{cpu['FastPPO']:.0f}",
         "",
-        "| measure | SB3 PPO, mean (sd) | FastPPO, mean (sd) | Mann-Whitney U p | permutation p "
-        "| paired Wilcoxon p | FastPPO higher in |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for name, values in (("final return (last quarter)", final), ("mean return (area)", area)):
-        a, b = np.array(values["PPO"]), np.array(values["FastPPO"])
-        u, perm, paired = compare(a, b)
-        lines.append(
-            f"| {name} | {a.mean():.1f} ({a.std(ddof=1):.1f}) | {b.mean():.1f} "
-            f"({b.std(ddof=1):.1f}) | {u:.2f} | {perm:.2f} | {paired:.2f} | "
-            f"{int((b > a).sum())} of {len(a)} seeds |"
-        )
-    lines += [
-        "",
-        "per seed, final return SB3 / FastPPO: "
-        + "; ".join(
-            f"{x:.0f} / {y:.0f}" for x, y in zip(final["PPO"], final["FastPPO"], strict=True)
-        ),
-        "",
-        "episodes with the same return in both engines, from the first, per seed: "
-        + ", ".join(str(n) for n in same),
-    ]
+    lines += curve_table(
+        ("SB3 PPO", "FastPPO"), final["PPO"], final["FastPPO"], area["PPO"], area["FastPPO"], same
+    )
     emit(lines, args.out, __doc__)
 
 
