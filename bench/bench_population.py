@@ -6,7 +6,9 @@ n_envs 1) on a stationary env as ``rlp train`` builds them, trains one rollout u
 then ``--steps`` more per seed, timed in CPU seconds. Reported: aggregate env steps per CPU second
 (8 x steps / CPU seconds: per core, since the process uses one), medians over repeats, ratios to
 SB3; and beside them the machine's limit for this PPO from ``bench.bench_engine`` (raw env step +
-FLOP floor of the update per step; inference free). No callbacks: the update runs batched.
+FLOP floor of the update per step; inference free). No callbacks: the population's update runs
+batched; a fourth variant hooks each member's optimizer with a no-op (as a plasticity method or
+the metrics callback does), so its updates run per member and only its rollouts are batched.
 
     .venv/bin/python -m bench.bench_population --env HalfCheetah-v5 Ant-v5 --steps 4096 \\
         --repeats 3 --out bench/results/population_ppo_speed.md
@@ -42,7 +44,8 @@ from rl_plasticity.specs import EnvSpec, load_agent_spec
 SB3 = "8 x SB3 PPO"
 FAST = "8 x FastPPO"
 POPULATION = "population of 8"
-VARIANTS = (SB3, FAST, POPULATION)
+PER_MEMBER = "population, updates per member"
+VARIANTS = (SB3, FAST, POPULATION, PER_MEMBER)
 
 
 def model(env_id: str, seed: int, algorithm: str = "FastPPO"):
@@ -53,14 +56,24 @@ def model(env_id: str, seed: int, algorithm: str = "FastPPO"):
     return build_model(spec, make_vec_env(env, spec), seed, "cpu")
 
 
-def population_rate(env_id: str, members: int, steps: int, seed: int) -> float:
-    """Aggregate steps per CPU second of one population, after a warm-up rollout."""
+def population_rate(
+    env_id: str, members: int, steps: int, seed: int, per_member: bool = False
+) -> float:
+    """Aggregate steps per CPU second of one population, after a warm-up rollout.
+
+    :param per_member: hook every member's optimizer (a no-op hook, as a plasticity method or the
+        metrics callback would hook it), so the updates run per member and only the rollouts'
+        policy calls are batched
+    """
     population = PopulationPPO.build(lambda s: model(env_id, s), range(seed, seed + members))
+    if per_member:
+        for member in population.members:
+            member.policy.optimizer.register_step_post_hook(lambda *_: None)
     population.learn(2048)
     start = time.process_time()
     population.learn(steps, reset_num_timesteps=False)
     seconds = time.process_time() - start
-    assert population.update_mode == "batched", population.update_mode
+    assert population.update_mode.startswith("per member" if per_member else "batched")
     return members * steps / seconds
 
 
@@ -92,8 +105,8 @@ def speed(env_ids: list[str], steps: int, repeats: int, members: int) -> list[st
 
         def measure(variant: str, repeat: int, env_id: str = env_id) -> float:
             seed = 100 * repeat
-            if variant == POPULATION:
-                return population_rate(env_id, members, steps, seed)
+            if variant in (POPULATION, PER_MEMBER):
+                return population_rate(env_id, members, steps, seed, variant == PER_MEMBER)
             algorithm = "PPO" if variant == SB3 else "FastPPO"
             return singles_rate(env_id, algorithm, members, steps, seed)
 
