@@ -3,12 +3,13 @@
 Speed. In one process, one torch thread, interleaved (SB3 x 8, FastPPO x 8, population of 8,
 then again), each repeat builds fresh models from ``agents/ppo.toml`` (the paper's settings,
 n_envs 1) on a stationary env as ``rlp train`` builds them, trains one rollout untimed (warm-up),
-then ``--steps`` more per seed, timed in CPU seconds. Reported: aggregate env steps per CPU second
-(8 x steps / CPU seconds: per core, since the process uses one), medians over repeats, ratios to
-SB3; and beside them the machine's limit for this PPO from ``bench.bench_engine`` (raw env step +
-FLOP floor of the update per step; inference free). No callbacks: the population's update runs
-batched; a fourth variant hooks each member's optimizer with a no-op (as a plasticity method or
-the metrics callback does), so its updates run per member and only its rollouts are batched.
+then ``--steps`` more per seed (whole rollouts), timed in CPU seconds. Reported: aggregate env
+steps per CPU second (the seeds' steps / CPU seconds: per core, since the process uses one),
+medians over repeats, ratios to SB3; and beside them the machine's limit for this PPO from
+``bench.bench_engine`` (raw env step + FLOP floor of the update per step; inference free). No
+callbacks: the population's update runs batched; a fourth variant hooks each member's optimizer
+with a no-op (as a plasticity method or the metrics callback does), so its updates run per
+member and only its rollouts are batched.
 
     .venv/bin/python -m bench.bench_population --env HalfCheetah-v5 Ant-v5 --steps 4096 \\
         --repeats 3 --out bench/results/population_ppo_speed.md
@@ -41,10 +42,10 @@ from rl_plasticity.experiment.build import build_model, make_vec_env
 from rl_plasticity.sb3.population_ppo import PopulationPPO
 from rl_plasticity.specs import EnvSpec, load_agent_spec
 
-SB3 = "8 x SB3 PPO"
-FAST = "8 x FastPPO"
-POPULATION = "population of 8"
-PER_MEMBER = "population, updates per member"
+SB3 = "{n} x SB3 PPO"
+FAST = "{n} x FastPPO"
+POPULATION = "population of {n}"
+PER_MEMBER = "population of {n}, updates per member"
 VARIANTS = (SB3, FAST, POPULATION, PER_MEMBER)
 
 
@@ -70,23 +71,25 @@ def population_rate(
         for member in population.members:
             member.policy.optimizer.register_step_post_hook(lambda *_: None)
     population.learn(2048)
+    before = sum(m.num_timesteps for m in population.members)
     start = time.process_time()
     population.learn(steps, reset_num_timesteps=False)
     seconds = time.process_time() - start
     assert population.update_mode.startswith("per member" if per_member else "batched")
-    return members * steps / seconds
+    return (sum(m.num_timesteps for m in population.members) - before) / seconds
 
 
 def singles_rate(env_id: str, algorithm: str, members: int, steps: int, seed: int) -> float:
     """Aggregate steps per CPU second of ``members`` runs one after another (warm-up each)."""
-    seconds = 0.0
+    seconds, done = 0.0, 0
     for s in range(seed, seed + members):
         single = model(env_id, s, algorithm)
         single.learn(2048)
         start = time.process_time()
         single.learn(steps, reset_num_timesteps=False)
         seconds += time.process_time() - start
-    return members * steps / seconds
+        done += single.num_timesteps - 2048
+    return done / seconds
 
 
 def speed(env_ids: list[str], steps: int, repeats: int, members: int) -> list[str]:
@@ -105,12 +108,15 @@ def speed(env_ids: list[str], steps: int, repeats: int, members: int) -> list[st
 
         def measure(variant: str, repeat: int, env_id: str = env_id) -> float:
             seed = 100 * repeat
-            if variant in (POPULATION, PER_MEMBER):
-                return population_rate(env_id, members, steps, seed, variant == PER_MEMBER)
-            algorithm = "PPO" if variant == SB3 else "FastPPO"
+            population, per_member = (v.format(n=members) for v in (POPULATION, PER_MEMBER))
+            if variant in (population, per_member):
+                return population_rate(env_id, members, steps, seed, variant == per_member)
+            algorithm = "PPO" if variant == SB3.format(n=members) else "FastPPO"
             return singles_rate(env_id, algorithm, members, steps, seed)
 
-        rates = interleaved(VARIANTS, repeats, measure, unit=f"steps/s {env_id}")
+        rates = interleaved(
+            [v.format(n=members) for v in VARIANTS], repeats, measure, unit=f"steps/s {env_id}"
+        )
         raw = raw_env_rate(env_id)
         floor, _ = floor_update_per_step(env_id, flops)
         limit = 1 / (1 / raw + floor)
