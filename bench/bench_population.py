@@ -118,7 +118,7 @@ def speed(env_ids: list[str], steps: int, repeats: int, members: int) -> list[st
             [v.format(n=members) for v in VARIANTS], repeats, measure, unit=f"steps/s {env_id}"
         )
         raw = raw_env_rate(env_id)
-        floor, _ = floor_update_per_step(env_id, flops)
+        _, floor = floor_update_per_step(env_id, flops)  # seconds of update per env step
         limit = 1 / (1 / raw + floor)
         for variant, (median, ratio) in medians(rates).items():
             each = ", ".join(f"{r:.0f}" for r in rates[variant])

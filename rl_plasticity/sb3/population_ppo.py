@@ -158,18 +158,22 @@ def stacked_forward(
     steps: Sequence[tuple[Callable, tuple]],
     tensors: Sequence[Sequence[torch.Tensor]],
     x: torch.Tensor,
+    transposed: bool = False,
 ) -> torch.Tensor:
     """Run the members' networks on ``x`` (P, batch, in) as batched products.
 
     :param steps: one member's :func:`lean_steps` (the functions; linears become ``baddbmm``)
     :param tensors: per step, the stacked tensors (weight (P, out, in), bias (P, out)) or ()
     :param x: the members' inputs
+    :param transposed: the weights are stacked transposed, (P, in, out) (contiguous: read in
+        order by the batch-1 product, about a tenth faster than through a transposed view)
     :return: (P, batch, out)
     """
     for (function, _), stacked in zip(steps, tensors, strict=True):
         if stacked:
             weight, bias = stacked
-            x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+            weight = weight if transposed else weight.transpose(1, 2)
+            x = torch.baddbmm(bias.unsqueeze(1), x, weight)
         else:
             x = function(x)
     return x
@@ -207,18 +211,21 @@ class _RolloutStacks:
 
     def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The members' Gaussian means and values for ``obs`` (P, n, obs_dim)."""
-        mean = stacked_forward(self.pi_steps[0], self.pi, obs)
-        return mean, stacked_forward(self.vf_steps[0], self.vf, obs)
+        mean = stacked_forward(self.pi_steps[0], self.pi, obs, transposed=True)
+        return mean, stacked_forward(self.vf_steps[0], self.vf, obs, transposed=True)
 
 
 def _stack_steps(per_member: Sequence[list[tuple[Callable, tuple]]]) -> list[tuple]:
-    """Per step, the members' tensors stacked along a new first dimension."""
-    return [
-        tuple(
-            torch.stack(group) for group in zip(*(steps[i][1] for steps in per_member), strict=True)
-        )
-        for i in range(len(per_member[0]))
-    ]
+    """Per step, the members' tensors stacked along a new first dimension, weights transposed
+    to (P, in, out)."""
+    stacked = []
+    for i in range(len(per_member[0])):
+        groups = zip(*(steps[i][1] for steps in per_member), strict=True)
+        tensors = [torch.stack(group) for group in groups]
+        if tensors:  # a Linear: (weight, bias)
+            tensors[0] = tensors[0].transpose(1, 2).contiguous()
+        stacked.append(tuple(tensors))
+    return stacked
 
 
 class PopulationPPO:
