@@ -3,7 +3,9 @@
 For every run file present in both folders (bench_regression's ``.npz``: binned errors;
 bench.method_table's ``.npy``: per-task errors): the largest difference between their errors,
 and the first bin (or task) where they differ by more than ``--tolerance``; then, per learner, in
-how many seeds the two agree everywhere.
+how many seeds the two agree everywhere, and the mean error over the last tenth of the bins in
+each with the paired difference (95% t-interval over seeds): the same distribution or not, where
+the trajectories have parted.
 
     .venv/bin/python -m bench.compare_caches ~/studies/regression10/cache \\
         ~/studies/regression30/cache --out bench/results/regression30/population_vs_single.md
@@ -18,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from bench.common import emit
 
@@ -33,6 +36,7 @@ def compare(first: Path, second: Path, tolerance: float) -> list[str]:
         "|---|---|---|",
     ]
     agree, total = Counter(), Counter()
+    late: dict[str, list[tuple[float, float]]] = {}
     for path in sorted([*first.glob("*.npz"), *first.glob("*.npy")]):
         other = second / path.name
         if not other.exists():
@@ -43,13 +47,22 @@ def compare(first: Path, second: Path, tolerance: float) -> list[str]:
         learner = path.name.split("_s")[0]
         total[learner] += 1
         agree[learner] += not len(parted)
+        k = max(1, len(a) // 10)
+        late.setdefault(learner, []).append((float(a[-k:].mean()), float(b[-k:].mean())))
         where = "none" if not len(parted) else f"bin {parted[0]} of {len(a)}"
         lines.append(f"| {path.stem} | {difference.max():.1e} | {where} |")
     lines.append("")
     for learner in total:
+        pairs = np.array(late[learner])
+        difference = pairs[:, 1] - pairs[:, 0]
+        interval = ""
+        if len(pairs) > 1:
+            half = stats.t.ppf(0.975, len(pairs) - 1) * difference.std(ddof=1) / np.sqrt(len(pairs))
+            interval = f", paired difference (second - first) {difference.mean():+.4f} ± {half:.4f}"
         lines.append(
             f"- {learner}: {agree[learner]} of {total[learner]} seeds agree within {tolerance:g} "
-            "in every bin"
+            f"in every bin; mean over the last tenth: first {pairs[:, 0].mean():.4f}, second "
+            f"{pairs[:, 1].mean():.4f}{interval} (95% t-interval)"
         )
     return lines
 
