@@ -226,3 +226,32 @@ def test_train_seeds_bad_input_exits_2_and_writes_nothing(tmp_path, tiny_env, ch
         "tiny-cheetah__tiny-fast__s0",
         "tiny-cheetah__tiny-fast__s1",
     ]
+
+
+def test_a_method_acts_per_member_with_its_own_state():
+    from rl_plasticity.sb3.callbacks import MethodCallback
+
+    settings = dict(replacement_rate=0.05, maturity_threshold=4)
+    singles = []
+    for seed in (0, 1):
+        model = pendulum(seed)
+        method = MethodCallback("cbp", **settings)
+        model.learn(128, callback=method)
+        singles.append(method)
+    population = PopulationPPO.build(pendulum, [0, 1])
+    methods = [MethodCallback("cbp", **settings) for _ in range(2)]
+    population.learn(128, callback=methods)
+    assert population.update_mode.startswith("per member")
+    utilities = []
+    for single, member in zip(singles, methods, strict=True):
+        ours, theirs = member.state_dict(), single.state_dict()
+        assert ours["seed"] == theirs["seed"]  # derived from the member's own seed
+        layers = ours["cores"]["policy"]["layers"]
+        assert sum(layer["replaced_total"] for layer in layers.values()) > 0  # CBP acted
+        for name, state in layers.items():
+            reference = theirs["cores"]["policy"]["layers"][name]
+            assert state["replaced_total"] == reference["replaced_total"]
+            torch.testing.assert_close(state["utility"], reference["utility"], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(state["age"], reference["age"])
+        utilities.append(next(iter(layers.values()))["utility"])
+    assert not torch.equal(*utilities)  # each member's own state
