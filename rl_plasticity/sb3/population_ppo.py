@@ -66,7 +66,7 @@ from torch import nn
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.sb3.fast_ppo import FastPPO, lean_steps, run_steps
-from rl_plasticity.sb3.ppo_loss import ENTROPY_CONSTANT, LOG_SQRT_2PI
+from rl_plasticity.sb3.ppo_loss import LOG_SQRT_2PI, PPOBatch, PPOLossSettings, ppo_loss
 
 #: The settings members must share to be updated as one (read from each member).
 SHARED_SETTINGS = (
@@ -659,33 +659,18 @@ def batched_train(members: Sequence[FastPPO], orders: Sequence[Sequence[np.ndarr
                 advantages = (advantages - advantages.mean(1, keepdim=True)) / (
                     advantages.std(1, keepdim=True) + 1e-8
                 )
-            std = log_std.exp()
-            log_scale = std.log()
-            squared = (actions - mean) ** 2
-            terms = -squared / (2 * std**2).unsqueeze(1) - log_scale.unsqueeze(1) - LOG_SQRT_2PI
-            log_prob = terms.sum(-1)
-            ratio = torch.exp(log_prob - old_log_prob)
-            surrogate = torch.min(
-                advantages * ratio, advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+            settings = PPOLossSettings(clip_range, clip_range_vf, first.vf_coef, first.ent_coef)
+            batch = PPOBatch(actions, old_values, old_log_prob, advantages, returns)
+            loss, policy_loss, value_loss, entropy_loss, log_prob, ratio = ppo_loss(
+                mean, values, log_std, batch, settings
             )
-            policy_loss = -surrogate.mean(1)
-            values_pred = values
-            if clip_range_vf is not None:
-                values_pred = old_values + torch.clamp(
-                    values - old_values, -clip_range_vf, clip_range_vf
-                )
-            value_loss = ((returns - values_pred) ** 2).mean(1)
-            entropy_loss = -(ENTROPY_CONSTANT + log_scale).sum(-1)
-            loss = policy_loss + first.vf_coef * value_loss
-            if first.ent_coef != 0:
-                loss = loss + first.ent_coef * entropy_loss
             with torch.no_grad():
                 log_ratio = log_prob - old_log_prob
                 logs["clip"].append(((ratio - 1).abs() > clip_range).float().mean(1))
                 kl.append(((ratio - 1) - log_ratio).mean(1))
-            logs["pg"].append(policy_loss.detach())
-            logs["value"].append(value_loss.detach())
-            logs["entropy"].append(entropy_loss.detach())
+            logs["pg"].append(policy_loss)
+            logs["value"].append(value_loss)
+            logs["entropy"].append(entropy_loss)
             optimizer.zero_grad(set_to_none=False)
             loss.sum().backward()
             _clip_per_member(stacks, first.max_grad_norm)

@@ -59,6 +59,10 @@ def ppo_loss(
     loss = policy loss + ent_coef * entropy loss + vf_coef * value loss (the entropy term left
     out when ``ent_coef == 0``: its gradient is exactly 0).
 
+    Every tensor may carry a leading member dimension (a population's members, each with its own
+    log-std: ``mean`` (P, batch, action dims), ``log_std`` (P, action dims)); the losses are then
+    one per member, (P,), each reduced over that member's batch only.
+
     :param mean: the Gaussian's mean, (batch, action dims), with gradient
     :param values: the value predictions, (batch,), with gradient
     :param log_std: the policy's log-std parameter, (action dims,)
@@ -70,21 +74,22 @@ def ppo_loss(
     std = log_std.exp()
     log_scale = std.log()
     squared = (batch.actions - mean) ** 2
-    log_prob = (-squared / (2 * std**2) - log_scale - LOG_SQRT_2PI).sum(dim=1)
+    terms = -squared / (2 * std**2).unsqueeze(-2) - log_scale.unsqueeze(-2) - LOG_SQRT_2PI
+    log_prob = terms.sum(dim=-1)
     ratio = torch.exp(log_prob - batch.old_log_prob)
     clip = settings.clip_range
     surrogate_1 = batch.advantages * ratio
     surrogate_2 = batch.advantages * torch.clamp(ratio, 1 - clip, 1 + clip)
-    policy_loss = -torch.min(surrogate_1, surrogate_2).mean()
+    policy_loss = -torch.min(surrogate_1, surrogate_2).mean(dim=-1)
     values_pred = values
     if settings.clip_range_vf is not None:
         change = values - batch.old_values
         values_pred = batch.old_values + torch.clamp(
             change, -settings.clip_range_vf, settings.clip_range_vf
         )
-    value_loss = F.mse_loss(batch.returns, values_pred)
+    value_loss = F.mse_loss(batch.returns, values_pred, reduction="none").mean(dim=-1)
     # Every sample has the same entropy (the std does not depend on the state).
-    entropy_loss = -(ENTROPY_CONSTANT + log_scale).sum()
+    entropy_loss = -(ENTROPY_CONSTANT + log_scale).sum(dim=-1)
     loss = policy_loss
     if settings.ent_coef != 0:
         loss = loss + settings.ent_coef * entropy_loss
