@@ -20,9 +20,9 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from bench.common import emit
+from rl_plasticity.report.statistics import t_interval
 
 
 def _errors(path: Path) -> np.ndarray:
@@ -54,11 +54,11 @@ def compare(first: Path, second: Path, tolerance: float) -> list[str]:
     lines.append("")
     for learner in total:
         pairs = np.array(late[learner])
-        difference = pairs[:, 1] - pairs[:, 0]
+        paired = t_interval(pairs[:, 1] - pairs[:, 0])
         interval = ""
-        if len(pairs) > 1:
-            half = stats.t.ppf(0.975, len(pairs) - 1) * difference.std(ddof=1) / np.sqrt(len(pairs))
-            interval = f", paired difference (second - first) {difference.mean():+.4f} ± {half:.4f}"
+        if paired.n > 1:
+            half = paired.high - paired.mean
+            interval = f", paired difference (second - first) {paired.mean:+.4f} ± {half:.4f}"
         lines.append(
             f"- {learner}: {agree[learner]} of {total[learner]} seeds agree within {tolerance:g} "
             f"in every bin; mean over the last tenth: first {pairs[:, 0].mean():.4f}, second "

@@ -86,31 +86,39 @@ def _evaluation(args: argparse.Namespace) -> Any:
     return EvalSettings(args.eval_every, args.eval_episodes, parse_phases(args.eval_phases))
 
 
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments ``rlp train`` gives ``train`` and ``train_population`` alike."""
+    from rl_plasticity.overrides import combinations, parse_sets
+
+    (assignment,) = combinations(parse_sets(args.set or []))
+    return {
+        "root": args.root,
+        "group": args.group,
+        "resume": args.resume,
+        "restart": args.restart,
+        "device": args.device,
+        "overrides": assignment,
+        "evaluation": _evaluation(args),
+        "checkpoint_minutes": args.checkpoint_minutes,
+        "echo": _note,
+    }
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from rl_plasticity.experiment.build import RunSetupError
     from rl_plasticity.experiment.resolve import RunExistsError
     from rl_plasticity.experiment.run import train
-    from rl_plasticity.overrides import combinations, parse_sets
 
     if args.seeds is not None:
         return _train_population(args)
     try:
-        (assignment,) = combinations(parse_sets(args.set or []))
         result = train(
             args.env,
             args.agent,
             args.seed,
             args.steps,
-            root=args.root,
-            group=args.group,
-            resume=args.resume,
-            restart=args.restart,
-            device=args.device,
             progress_bar=not args.no_progress,
-            overrides=assignment,
-            evaluation=_evaluation(args),
-            checkpoint_minutes=args.checkpoint_minutes,
-            echo=_note,
+            **_run_options(args),
         )
     except (ConfigError, RunExistsError, RunSetupError) as e:
         return _error(str(e))
@@ -337,25 +345,11 @@ def _train_population(args: argparse.Namespace) -> int:
     from rl_plasticity.experiment.build import RunSetupError
     from rl_plasticity.experiment.population import train_population
     from rl_plasticity.experiment.resolve import RunExistsError
-    from rl_plasticity.overrides import combinations, parse_sets
     from rl_plasticity.sweep import parse_seeds
 
     try:
-        (assignment,) = combinations(parse_sets(args.set or []))
         results = train_population(
-            args.env,
-            args.agent,
-            parse_seeds(args.seeds),
-            args.steps,
-            root=args.root,
-            group=args.group,
-            resume=args.resume,
-            restart=args.restart,
-            device=args.device,
-            overrides=assignment,
-            evaluation=_evaluation(args),
-            checkpoint_minutes=args.checkpoint_minutes,
-            echo=_note,
+            args.env, args.agent, parse_seeds(args.seeds), args.steps, **_run_options(args)
         )
     except (ConfigError, RunExistsError, RunSetupError) as e:
         return _error(str(e))

@@ -67,7 +67,7 @@ when the norm is 0.1% below ``max_grad_norm`` (where it multiplies by exactly 1)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -440,6 +440,40 @@ class FastPPO(PPO):
             self._n_updates += 1
             if not continue_training:
                 break
+        self.record_train(
+            entropy_losses,
+            pg_losses,
+            value_losses,
+            approx_kl_divs,
+            clip_fractions,
+            loss.item(),
+            clip_range,
+            clip_range_vf,
+        )
+
+    def record_train(
+        self,
+        entropy_losses: Sequence[float],
+        pg_losses: Sequence[float],
+        value_losses: Sequence[float],
+        approx_kl_divs: Sequence[float],
+        clip_fractions: Sequence[float],
+        loss: float,
+        clip_range: float,
+        clip_range_vf: float | None,
+    ) -> None:
+        """Record one ``train()``'s ``train/*`` values under SB3's keys (the minibatch lists
+        averaged, the approximate KL over the last epoch's minibatches).
+
+        :param entropy_losses: per minibatch
+        :param pg_losses: per minibatch
+        :param value_losses: per minibatch
+        :param approx_kl_divs: per minibatch of the last epoch
+        :param clip_fractions: per minibatch
+        :param loss: the last minibatch's loss
+        :param clip_range: the update's clip range
+        :param clip_range_vf: the update's value clip range, or None
+        """
         buffer = self.rollout_buffer
         explained_var = explained_variance(buffer.values.flatten(), buffer.returns.flatten())
         self.logger.record("train/entropy_loss", np.mean(entropy_losses))
@@ -447,9 +481,9 @@ class FastPPO(PPO):
         self.logger.record("train/value_loss", np.mean(value_losses))
         self.logger.record("train/approx_kl", np.mean(approx_kl_divs))
         self.logger.record("train/clip_fraction", np.mean(clip_fractions))
-        self.logger.record("train/loss", loss.item())
+        self.logger.record("train/loss", loss)
         self.logger.record("train/explained_variance", explained_var)
-        self.logger.record("train/std", torch.exp(policy.log_std).mean().item())
+        self.logger.record("train/std", torch.exp(self.policy.log_std).mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
         if clip_range_vf is not None:

@@ -60,7 +60,6 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import MaybeCallback
-from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
@@ -681,21 +680,12 @@ def batched_train(members: Sequence[FastPPO], orders: Sequence[Sequence[np.ndarr
     _write_back(members, per_member, stacks, optimizer)
     columns = {key: torch.stack(values).numpy() for key, values in logs.items()}
     for i, model in enumerate(members):
-        buffer = model.rollout_buffer
-        logger = model.logger
-        explained = explained_variance(buffer.values.flatten(), buffer.returns.flatten())
-        logger.record("train/entropy_loss", float(np.mean(columns["entropy"][:, i])))
-        logger.record("train/policy_gradient_loss", float(np.mean(columns["pg"][:, i])))
-        logger.record("train/value_loss", float(np.mean(columns["value"][:, i])))
-        logger.record("train/approx_kl", float(np.mean(columns["kl"][:, i])))
-        logger.record("train/clip_fraction", float(np.mean(columns["clip"][:, i])))
-        logger.record("train/loss", float(loss[i].detach()))
-        logger.record("train/explained_variance", explained)
-        logger.record("train/std", torch.exp(model.policy.log_std).mean().item())
-        logger.record("train/n_updates", model._n_updates, exclude="tensorboard")
-        logger.record("train/clip_range", clip_range)
-        if clip_range_vf is not None:
-            logger.record("train/clip_range_vf", clip_range_vf)
+        model.record_train(
+            *(columns[key][:, i] for key in ("entropy", "pg", "value", "kl", "clip")),
+            float(loss[i].detach()),
+            clip_range,
+            clip_range_vf,
+        )
 
 
 def _stacked_adam(
