@@ -145,8 +145,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _grid(args: argparse.Namespace) -> tuple[list[str], list[str], list[int], int, str]:
-    """The sweep's envs, agents, seeds, steps and group: from ``--study`` or the options.
+def _grid(args: argparse.Namespace) -> tuple[list[str], list[str], list[int], int, str, Any]:
+    """The sweep's envs, agents, seeds, steps, group and evaluation: from ``--study`` or the
+    options.
 
     :raises ConfigError: for an option missing, or given beside ``--study``
     """
@@ -159,7 +160,12 @@ def _grid(args: argparse.Namespace) -> tuple[list[str], list[str], list[int], in
             if getattr(args, key) is not None:
                 raise ConfigError(f"--{key}", getattr(args, key), "not with --study (it sets it)")
         study = load_study_spec(args.study)
-        return study.envs, study.agents, study.seeds, study.steps, study.group
+        evaluation = _evaluation(args)
+        if study.evaluation is not None:
+            if evaluation is not None:
+                raise ConfigError("--eval-every", args.eval_every, "not with --study (it sets it)")
+            evaluation = _study_evaluation(study.evaluation)
+        return study.envs, study.agents, study.seeds, study.steps, study.group, evaluation
     for key in ("envs", "agents", "steps"):
         if getattr(args, key) is None:
             raise ConfigError(f"--{key}", None, "required (or give --study)")
@@ -169,7 +175,14 @@ def _grid(args: argparse.Namespace) -> tuple[list[str], list[str], list[int], in
         parse_seeds(args.seeds if args.seeds is not None else "0"),
         args.steps,
         args.group if args.group is not None else "sweep",
+        _evaluation(args),
     )
+
+
+def _study_evaluation(table: dict[str, int]) -> Any:
+    from rl_plasticity.evaluation import EvalSettings
+
+    return EvalSettings(table["every"], table.get("episodes", 5), table.get("phases"))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -177,9 +190,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from rl_plasticity.sweep import SweepProgress, load_runtime_env, sweep
 
     try:
-        envs, agents, seeds, steps, group = _grid(args)
+        envs, agents, seeds, steps, group, evaluation = _grid(args)
         overrides = parse_sets(args.set or [], grid=True)
-        evaluation = _evaluation(args)
         runtime_env = load_runtime_env(args.runtime_env) if args.runtime_env else None
         with SweepProgress(enabled=not args.no_progress) as progress:
             result = sweep(

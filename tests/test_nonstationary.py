@@ -63,6 +63,23 @@ def test_cycle_initial_linear_sinusoid_values():
     assert sine.at(0, 300) == pytest.approx(0.5)
 
 
+def test_shuffled_cycle_keeps_one_order_per_seed_for_every_cycle():
+    values = (0.3, 0.9, 2.0)
+    cycle = Piecewise(every=10, sample="shuffled-cycle", values=values)
+    orders = set()
+    for seed in range(12):
+        first = [cycle.at((seed, 0), 10 * k) for k in range(3)]
+        assert sorted(first) == sorted(values)  # every value once per cycle
+        later = [cycle.at((seed, 0), 10 * k) for k in range(3, 9)]
+        assert later == first + first  # the same order in the second and third cycle
+        orders.add(tuple(first))
+    assert len(orders) > 1  # seeds differ in order
+    table = schedule_from_dict(
+        {"kind": "piecewise", "every": 10, "sample": "shuffled-cycle", "values": list(values)}
+    )
+    assert table == cycle and table.to_dict()["values"] == list(values)
+
+
 def test_change_count_counts_shared_change_points_once():
     a, b = Piecewise(every=10, low=1, high=2), Piecewise(every=15, low=1, high=2)
     assert change_count([a], 29) == 2

@@ -253,7 +253,7 @@ def _transform_from_dict(table: Any, key: str, parameter: str) -> Drift:
 def _extremes(schedule: Schedule) -> list[tuple[str, Value]]:
     """``(key, value)`` pairs that bound every value the schedule can take."""
     if isinstance(schedule, Piecewise):
-        if schedule.sample == "cycle":
+        if schedule.sample in ("cycle", "shuffled-cycle"):
             pairs = [(f"values[{i}]", v) for i, v in enumerate(schedule.values)]
         else:
             pairs = [("low", schedule.low), ("high", schedule.high)]
@@ -333,6 +333,8 @@ def _schedule_words(schedule: Schedule) -> str:
     if isinstance(schedule, Piecewise):
         if schedule.sample == "cycle":
             how = f"cycles through {len(schedule.values)} values"
+        elif schedule.sample == "shuffled-cycle":
+            how = f"cycles through {len(schedule.values)} values in an order drawn from the seed"
         elif schedule.sample == "permutation":
             how = "each segment its own"
         else:

@@ -10,8 +10,9 @@ Kinds:
 
 - :class:`Piecewise`: a new value every ``every`` steps (segment ``k`` covers steps
   ``[k * every, (k + 1) * every)``), drawn log-uniformly or uniformly from ``[low, high]`` or cycled
-  from a list. The paper's Slippery Ant is ``Piecewise(every=2_000_000, sample="log-uniform",
-  low=0.02, high=2.0)``.
+  from a list (in the listed order, or in an order drawn once from the seed and kept for every
+  cycle: ``"shuffled-cycle"``). The paper's Slippery Ant is ``Piecewise(every=2_000_000,
+  sample="log-uniform", low=0.02, high=2.0)``.
 - :class:`Linear`: from ``start`` to ``end`` over ``over`` steps, then ``end``.
 - :class:`Sinusoid`: ``mean + amplitude * sin(2 pi step / period)``.
 - :class:`Constant`: one value for ever.
@@ -35,7 +36,7 @@ from rl_plasticity.nonstationary.toml_reads import check_keys, choice, integer, 
 Value = float | tuple[float, ...]
 Seed = int | Sequence[int]
 
-SAMPLES = ("log-uniform", "uniform", "cycle", "permutation")
+SAMPLES = ("log-uniform", "uniform", "cycle", "shuffled-cycle", "permutation")
 
 
 def _seed_words(seed: Seed) -> list[int]:
@@ -48,7 +49,10 @@ class Piecewise:
 
     :param every: segment length in global steps (>= 1)
     :param sample: ``"log-uniform"`` or ``"uniform"`` (draw from ``[low, high]``), ``"cycle"``
-        (segment ``k`` takes ``values[k % len(values)]``), or ``"permutation"`` (the value is the
+        (segment ``k`` takes ``values[k % len(values)]``), ``"shuffled-cycle"`` (the same, through
+        the values in an order drawn from the seed alone, one order for every cycle: each seed of
+        a study its own order, every cycle the same physics in the same order), or
+        ``"permutation"`` (the value is the
         segment index ``k``, from which the permutation drifts draw segment ``k``'s permutation:
         see :mod:`.permutation`)
     :param low: lower end of the range (``log-uniform`` needs ``low > 0``)
@@ -81,6 +85,9 @@ class Piecewise:
             return self.initial
         if self.sample == "cycle":
             return self.values[k % len(self.values)]
+        if self.sample == "shuffled-cycle":
+            order = np.random.default_rng(_seed_words(seed)).permutation(len(self.values))
+            return self.values[int(order[k % len(self.values)])]
         if self.sample == "permutation":
             return float(k)
         rng = np.random.default_rng([*_seed_words(seed), k])
@@ -103,7 +110,7 @@ class Piecewise:
     def to_dict(self) -> dict:
         """The schedule as a ``[...schedule]`` table (inverse of :func:`schedule_from_dict`)."""
         d: dict = {"kind": self.kind, "every": self.every, "sample": self.sample}
-        if self.sample == "cycle":
+        if self.sample in ("cycle", "shuffled-cycle"):
             d["values"] = [_plain(v) for v in self.values]
         elif self.sample != "permutation":
             d["low"], d["high"] = self.low, self.high
@@ -288,13 +295,13 @@ def schedule_from_dict(table: Mapping) -> Schedule:
     every = integer(table, "every", "", minimum=1)
     sample = choice(table, "sample", "", SAMPLES, default="log-uniform")
     initial = _value(table["initial"], "initial") if "initial" in table else None
-    if sample == "cycle":
+    if sample in ("cycle", "shuffled-cycle"):
         for key in ("low", "high"):
             if key in table:
-                raise ConfigError(key, table[key], 'not used with sample = "cycle"; use values')
+                raise ConfigError(key, table[key], f"not used with sample = {sample!r}; use values")
         raw = table.get("values")
         if not isinstance(raw, (list, tuple)) or not raw:
-            raise ConfigError("values", raw, 'a non-empty list of values for sample = "cycle"')
+            raise ConfigError("values", raw, f"a non-empty list of values for sample = {sample!r}")
         values = tuple(_value(v, f"values[{i}]") for i, v in enumerate(raw))
         return Piecewise(every=every, sample=sample, values=values, initial=initial)
     if sample == "permutation":
@@ -304,7 +311,9 @@ def schedule_from_dict(table: Mapping) -> Schedule:
         return Piecewise(every=every, sample=sample)
     if "values" in table:
         raise ConfigError(
-            "values", table["values"], f'used only with sample = "cycle", not {sample!r}'
+            "values",
+            table["values"],
+            f'used only with sample = "cycle" or "shuffled-cycle", not {sample!r}',
         )
     low, high = number(table, "low", ""), number(table, "high", "")
     if low > high:

@@ -26,6 +26,12 @@ STUDY_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "steps": (int, "environment steps per run"),
     "group": (str, "the sweep's group folder"),
     "test": (dict, "the comparison the report makes (reference, baseline, controls, ...)"),
+    "evaluation": (dict, "the runs' evaluation: every, episodes, phases (as rlp's --eval-*)"),
+}
+EVALUATION_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "every": (int, "evaluate every this many steps (a divisor of the phase length)"),
+    "episodes": (int, "episodes per physics evaluated"),
+    "phases": (int, "earlier phases evaluated besides the current one (>= 1 for a phase's end)"),
 }
 TEST_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "reference": (str, "the agent that starts fresh at every change (the per-phase reference)"),
@@ -35,7 +41,18 @@ TEST_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "last_phases": (int, "K: how many of the last complete phases the verdicts average (>= 2)"),
     "window": ((int, float), "the share of a phase's steps that is its end, in (0, 1]"),
     "level": ((int, float), "the confidence level, in (0, 1)"),
+    "metric": (str, "what stands for a phase's end: episodes | evaluation"),
+    "statistic": (str, "the per-phase comparison: difference | log_ratio"),
+    "correction": (str, "the multiple-comparison correction of the method verdicts: holm | none"),
+    "cycle": (int, "phases per cycle of physics (0: the phases do not repeat)"),
 }
+#: What stands for the end of a phase: the training episodes ending in its last ``window`` share
+#: of steps, or the deterministic evaluation of its physics at its end (``eval.csv``).
+METRICS = ("episodes", "evaluation")
+#: The paired per-phase comparison: the return difference, or log(R_agent / R_versus).
+STATISTICS = ("difference", "log_ratio")
+#: Corrections for the number of method comparisons (Holm 1979's step-down; or none).
+CORRECTIONS = ("holm", "none")
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,15 @@ class StudyTest:
         phase, whose difficulty may differ across seeds, decides a verdict alone)
     :param window: the share of a phase's steps whose episodes stand for its end
     :param level: confidence level of the t-intervals
+    :param metric: ``"episodes"`` (training episodes ending in the last ``window`` of a phase) or
+        ``"evaluation"`` (the deterministic evaluation of the phase's physics at its end; the run
+        needs ``--eval-every`` dividing the phase length and ``--eval-phases`` >= 1)
+    :param statistic: ``"difference"`` (R_agent - R_versus) or ``"log_ratio"``
+        (log(R_agent / R_versus), defined where both returns are > 0)
+    :param correction: ``"holm"`` (the default: Holm's step-down over the method comparisons
+        against their controls) or ``"none"``
+    :param cycle: phases per cycle of physics (phases ``p`` and ``p + cycle`` share physics;
+        the report then compares each agent's last cycle with its first); 0: no cycle
     """
 
     reference: str
@@ -59,6 +85,10 @@ class StudyTest:
     last_phases: int = 10
     window: float = 0.2
     level: float = 0.95
+    metric: str = "episodes"
+    statistic: str = "difference"
+    correction: str = "holm"
+    cycle: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,8 @@ class StudySpec:
     :param steps: steps per run
     :param group: the sweep's group
     :param test: the comparison
+    :param evaluation: the runs' evaluation settings (``every``, ``episodes``, ``phases``), or
+        None; ``rlp sweep --study`` passes them on as ``--eval-*`` would
     """
 
     name: str
@@ -85,6 +117,7 @@ class StudySpec:
     steps: int
     group: str
     test: StudyTest
+    evaluation: dict[str, int] | None = None
 
 
 def _names(data: dict[str, Any], key: str) -> list[str]:
@@ -122,6 +155,16 @@ def _test(table: dict[str, Any], agents: list[str]) -> StudyTest:
     level = float(table.get("level", 0.95))
     if not 0 < level < 1:
         raise ConfigError("test.level", level, "a number in (0, 1)")
+    for key, allowed, default in (
+        ("metric", METRICS, "episodes"),
+        ("statistic", STATISTICS, "difference"),
+        ("correction", CORRECTIONS, "holm"),
+    ):
+        if table.get(key, default) not in allowed:
+            raise ConfigError(f"test.{key}", table[key], "one of: " + ", ".join(allowed))
+    cycle = table.get("cycle", 0)
+    if isinstance(cycle, bool) or cycle < 0 or cycle == 1:
+        raise ConfigError("test.cycle", cycle, "0 (no cycle) or phases per cycle, >= 2")
     return StudyTest(
         reference=table["reference"],
         baseline=table["baseline"],
@@ -130,6 +173,10 @@ def _test(table: dict[str, Any], agents: list[str]) -> StudyTest:
         last_phases=last,
         window=window,
         level=level,
+        metric=table.get("metric", "episodes"),
+        statistic=table.get("statistic", "difference"),
+        correction=table.get("correction", "holm"),
+        cycle=cycle,
     )
 
 
@@ -153,6 +200,19 @@ def load_study_spec(name_or_path: str | Path) -> StudySpec:
             raise ConfigError("steps", steps, "required: a positive number of steps")
         if "test" not in data:
             raise ConfigError("test", None, "required: " + STUDY_KEYS["test"][1])
+        test = _test(data["test"], agents)
+        evaluation = data.get("evaluation")
+        if evaluation is not None:
+            check_table(evaluation, EVALUATION_KEYS)
+            if "every" not in evaluation:
+                raise ConfigError("evaluation.every", None, EVALUATION_KEYS["every"][1])
+        if test.metric == "evaluation" and not (evaluation and evaluation.get("phases", 0) >= 1):
+            raise ConfigError(
+                "evaluation",
+                evaluation,
+                'a table with every and phases >= 1 (test.metric = "evaluation" reads the '
+                "evaluation of each phase's physics at its end)",
+            )
         return StudySpec(
             name=path.stem,
             path=path,
@@ -162,7 +222,8 @@ def load_study_spec(name_or_path: str | Path) -> StudySpec:
             seeds=list(seeds),
             steps=steps,
             group=data.get("group", path.stem),
-            test=_test(data["test"], agents),
+            test=test,
+            evaluation=dict(evaluation) if evaluation is not None else None,
         )
     except ConfigError as e:
         raise e.with_file(str(path)) from None
