@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.report.statistics import end_of_phase_by_steps, slope, t_interval
+from rl_plasticity.report.secondaries import cycle_comparisons
+from rl_plasticity.report.statistics import (
+    end_of_phase_by_steps,
+    end_of_phase_from_evaluations,
+    holm,
+    slope,
+    t_interval,
+    t_test_p,
+)
 from rl_plasticity.report.verdicts import comparisons, verdict_lines
 from rl_plasticity.specs.study import StudyTest, load_study_spec
 from tests.conftest import write_spec
@@ -100,3 +109,119 @@ last_phases = {k}
     path = write_spec(tmp_path, "s", text.format(k=3, extra='[test.controls]\nx = "perm-ppo"'))
     with pytest.raises(ConfigError, match=r"test\.controls\.x"):
         load_study_spec(path)
+
+
+def test_holm_adjusts_by_hand():
+    # sorted: 0.01 (x3 = 0.03), 0.02 (x2 = 0.04), 0.035 (x1, but never below the previous: 0.04)
+    assert holm([0.035, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.035, 0.5, 0.2, 0.1]) == pytest.approx([0.14, 0.5, 0.4, 0.3])
+    adjusted = holm([0.3, math.nan])
+    assert adjusted[0] == pytest.approx(0.3) and math.isnan(adjusted[1])
+
+
+def test_t_test_p_agrees_with_the_interval():
+    values = [0.5, 1.5, 1.0, 2.0, -0.2]
+    ci, p = t_interval(values, 0.95), t_test_p(values)
+    assert (ci.low > 0) == (p < 0.05)
+    # at level 1 - p the interval just touches 0: a little narrower excludes it, wider holds it
+    assert t_interval(values, 1 - p - 1e-6).low > 0 > t_interval(values, 1 - p + 1e-6).low
+    assert math.isnan(t_test_p([1.0]))
+
+
+def test_the_end_of_a_phase_in_evaluations_is_its_last_evaluation_before_the_next_begins():
+    # every 50 steps, phases of 100: at 100 and 200 the just-ended phase is evaluated ("earlier")
+    timesteps = np.array([50, 100, 100, 150, 200, 200, 250], dtype=float)
+    phases = np.array([0, 1, 0, 1, 2, 1, 2], dtype=float)
+    returns = np.array([10, 5, 20, 15, 4, 30, 12], dtype=float)
+    ends = end_of_phase_from_evaluations(timesteps, phases, returns)
+    assert ends == {0: 20.0, 1: 30.0}  # phase 2 never ended: left out
+
+
+def test_log_ratio_verdicts_are_holm_corrected_and_say_so():
+    test = StudyTest(
+        reference="reset",
+        baseline="ppo",
+        controls={f"fix{i}": "ppo" for i in range(4)},
+        last_phases=3,
+        statistic="log_ratio",
+    )
+    base = _returns(0.0, seeds=range(8), phases=range(4), noise=10.0)
+    returns = {"reset": base, "ppo": base}
+    # fix0 above ppo by these per-seed log-ratios: mean 0.07375, t-test p = 0.0392 alone
+    shift = dict(enumerate([0.2, -0.03, 0.15, 0.02, 0.1, 0.12, -0.02, 0.05]))
+    returns["fix0"] = {
+        s: {p: v * math.exp(shift[s]) for p, v in ph.items()} for s, ph in base.items()
+    }
+    for i in (1, 2, 3):  # equal to ppo: p = 1
+        returns[f"fix{i}"] = base
+    found = comparisons(returns, test)
+    fix0 = next(c for c in found if c.agent == "fix0" and c.kind == "control")
+    assert fix0.mean.mean == pytest.approx(np.mean(list(shift.values())))
+    assert fix0.p == pytest.approx(0.0392, abs=5e-4)
+    assert fix0.p_adjusted == pytest.approx(4 * fix0.p)  # Holm: the smallest of 4 p-values x 4
+    line = next(v for v in verdict_lines(found, test) if v.startswith("fix0"))
+    assert "fix holds: no at 95%, Holm over 4 comparisons" in line and "Holm-adjusted" in line
+    assert "mean log-ratio fix0 / ppo over phases 1-3" in line
+    uncorrected = replace(test, correction="none")
+    line = next(
+        v for v in verdict_lines(comparisons(returns, uncorrected), uncorrected) if "fix0" in v
+    )
+    assert "fix holds: yes at 95%, uncorrected" in line
+
+
+def test_robust_secondaries_count_seeds_and_phases():
+    reset = {s: {p: 100.0 for p in range(3)} for s in range(3)}
+    # seed 0 far above in one phase (an outlier carries the mean), below in two; seeds 1, 2 below
+    ppo = {
+        0: {0: 100.0, 1: 90.0, 2: 900.0},
+        1: {0: 100.0, 1: 90.0, 2: 80.0},
+        2: {0: 100.0, 1: 95.0, 2: 85.0},
+    }
+    ppo[0][0] = 80.0
+    test = StudyTest(reference="reset", baseline="ppo", first_phase=0, last_phases=3)
+    (c,) = comparisons({"reset": reset, "ppo": ppo}, test)
+    assert c.mean.mean > 0  # the arithmetic mean is carried by one seed-phase
+    s = c.secondary
+    assert s.median_difference == pytest.approx(-10.0)
+    assert (s.seeds_below, s.seeds_above) == (3, 0)
+    assert (s.cells_below, s.cells_above) == (6, 1)  # two seed-phases tie at 0
+    assert s.log_ratio.n == 3 and s.non_positive == 0
+
+
+def test_each_agent_against_itself_on_the_same_physics_a_cycle_later():
+    test = StudyTest(reference="reset", baseline="ppo", cycle=3, statistic="log_ratio")
+    # 2 cycles of 3 phases; the second cycle is half the first on every physics
+    ppo = {s: {p: 200.0 if p < 3 else 100.0 for p in range(6)} for s in range(4)}
+    reset = {s: {p: 150.0 for p in range(7)} for s in range(4)}
+    cycles = cycle_comparisons({"ppo": ppo, "reset": reset}, test)
+    ci, label = cycles["ppo"]
+    assert ci.mean == pytest.approx(math.log(0.5)) and label == "phases 3-5 vs 0-2"
+    assert cycles["reset"][0].mean == pytest.approx(0.0)  # 7 phases: 2 complete cycles used
+
+
+def test_study_specs_declare_metric_statistic_correction_and_evaluation(tmp_path):
+    friction = load_study_spec("friction-hopper")
+    assert friction.test.correction == "holm" and friction.test.statistic == "log_ratio"
+    assert friction.evaluation["phases"] >= 1
+    assert load_study_spec("permuted-hopper").test.correction == "holm"  # the default
+    text = """\
+envs = ["study-permuted-hopper"]
+agents = ["perm-ppo", "perm-ppo-reset"]
+steps = 1000
+{evaluation}
+[test]
+reference = "perm-ppo-reset"
+baseline = "perm-ppo"
+{extra}
+"""
+    cases = [
+        ("", 'correction = "bonferroni"', r"test\.correction.*bonferroni.*holm, none"),
+        ("", 'statistic = "ratio"', r"test\.statistic.*difference, log_ratio"),
+        ("", "cycle = 1", r"test\.cycle.*>= 2"),
+        ("", 'metric = "evaluation"', r"evaluation.*phases >= 1"),
+        ("[evaluation]\nepisodes = 3", "", r"evaluation\.every"),
+    ]
+    for evaluation, extra, match in cases:
+        path = write_spec(tmp_path, "s", text.format(evaluation=evaluation, extra=extra))
+        with pytest.raises(ConfigError, match=match):
+            load_study_spec(path)

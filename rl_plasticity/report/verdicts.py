@@ -1,41 +1,61 @@
-"""The pre-registered test of a study: paired per-seed differences, t-intervals, verdict lines.
+"""The pre-registered test of a study: paired per-seed statistics, t-intervals, verdict lines.
 
 For a study spec's ``[test]`` (:mod:`rl_plasticity.specs.study`), per agent ``A`` and seed
 ``s`` (runs with one seed share the environment's randomness, the schedule and the initial
-network, so the difference of two agents with one seed is paired):
+network, so two agents' values with one seed are paired):
 
-- ``R(A, s, p)``: the end-of-phase return of phase ``p``, the mean return of the episodes that end
-  in the last ``window`` share of the phase's steps (:func:`end_of_phase_by_steps`);
-- ``d(A, B, s, p) = R(A, s, p) - R(B, s, p)``, against the reference (reset) agent and against
+- ``R(A, s, p)``: the return at the end of phase ``p``: with ``metric = "episodes"`` the mean
+  return of the training episodes that end in the last ``window`` share of the phase's steps
+  (:func:`end_of_phase_by_steps`); with ``metric = "evaluation"`` the deterministic evaluation of
+  the phase's physics at its end (:func:`end_of_phase_from_evaluations`);
+- ``d(A, B, s, p)``: ``R(A) - R(B)`` (``statistic = "difference"``) or ``log(R(A) / R(B))``
+  (``"log_ratio"``, defined where both are > 0), against the reference (reset) agent and against
   ``A``'s single-factor control;
-- per seed, the mean of ``d`` over the last K complete phases, and the least-squares slope of
-  ``d`` over the phases from ``first_phase`` on;
-- over seeds, the mean with a Student-t interval (the paired t-test's).
+- per seed, the mean of ``d`` over the last K complete phases, and its least-squares slope over
+  the phases from ``first_phase`` on;
+- over seeds, the mean with a Student-t interval and the two-sided t-test's p-value.
 
-Verdicts: the baseline agent's "loss of plasticity: shown" when the interval of its mean
-difference to the reference lies below 0; a method agent's "fix holds: yes" when the interval of
-its difference to its control lies above 0 ("no", or "hurts" when it lies below 0).
+Verdicts: the baseline's "loss of plasticity: shown" when the interval of its mean statistic
+against the reference lies below 0 (one test, uncorrected); a method's "fix holds: yes" when its
+comparison with its control rejects at ``1 - level`` after the study's correction (Holm over the
+method comparisons unless it says ``none``) with a positive mean ("no, it hurts" with a negative
+one, else "no").
+
+Beside them, robust secondaries, labelled as such and never verdicts: the median paired
+difference, how many seeds (by their median) and seed-phases lie below / above, the mean
+log-ratio where returns are positive; with ``cycle`` set, each agent's last cycle against its
+first at the same physics.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from rl_plasticity.report.runs import Run
+from rl_plasticity.experiment.rundir import EVAL_CSV
+from rl_plasticity.report.runs import Run, read_csv_columns
+from rl_plasticity.report.secondaries import (
+    PhaseReturns,
+    Secondaries,
+    common_phases,
+    interval_text,
+    paired_value,
+    secondaries,
+    secondary_lines,
+)
 from rl_plasticity.report.statistics import (
     TInterval,
     end_of_phase_by_steps,
+    end_of_phase_from_evaluations,
+    holm,
     slope,
     t_interval,
+    t_test_p,
 )
 from rl_plasticity.specs.study import StudyTest
-
-#: agent -> seed -> phase -> end-of-phase return
-PhaseReturns = dict[str, dict[int, dict[int, float]]]
 
 
 @dataclass(frozen=True)
@@ -46,9 +66,12 @@ class Comparison:
     :param versus: the reference or control it is compared with
     :param kind: ``"reference"`` or ``"control"``
     :param phases: the phases averaged (the last K complete ones)
-    :param per_seed: seed -> (mean difference over ``phases``, slope of the difference)
-    :param mean: the mean difference's t-interval over seeds
-    :param trend: the slope's t-interval over seeds (return per phase)
+    :param per_seed: seed -> (mean statistic over ``phases``, slope of the statistic)
+    :param mean: the mean statistic's t-interval over seeds
+    :param trend: the slope's t-interval over seeds (per phase)
+    :param p: the two-sided t-test's p-value of the per-seed means
+    :param p_adjusted: ``p`` after the study's correction (control comparisons; else ``p``)
+    :param secondary: the robust secondaries
     """
 
     agent: str
@@ -58,30 +81,35 @@ class Comparison:
     per_seed: dict[int, tuple[float, float]]
     mean: TInterval
     trend: TInterval
+    p: float = math.nan
+    p_adjusted: float = math.nan
+    secondary: Secondaries | None = field(default=None, compare=False)
 
 
-def phase_returns(runs: list[Run], window: float) -> PhaseReturns:
-    """End-of-phase returns of every run, by agent name and seed.
+def phase_returns(runs: list[Run], test: StudyTest) -> PhaseReturns:
+    """End-of-phase returns of every run, by agent name and seed, as the test's metric says.
 
     :param runs: the study's runs (one per agent and seed)
-    :param window: the share of a phase's steps that is its end
+    :param test: the study's test (``metric``, ``window``)
     """
     out: PhaseReturns = {}
     for run in runs:
-        episodes = run.episodes
-        if not all(k in episodes for k in ("phase", "return", "timestep")):
-            continue
-        values = end_of_phase_by_steps(
-            episodes["phase"], episodes["return"], episodes["timestep"], window
-        )
+        if test.metric == "evaluation":
+            rows = read_csv_columns(run.path / EVAL_CSV)
+            if not all(k in rows for k in ("timestep", "phase", "return_mean")):
+                continue
+            values = end_of_phase_from_evaluations(
+                rows["timestep"], rows["phase"], rows["return_mean"]
+            )
+        else:
+            episodes = run.episodes
+            if not all(k in episodes for k in ("phase", "return", "timestep")):
+                continue
+            values = end_of_phase_by_steps(
+                episodes["phase"], episodes["return"], episodes["timestep"], test.window
+            )
         out.setdefault(run.agent, {})[run.seed] = values
     return out
-
-
-def common_phases(returns: PhaseReturns, agents: list[str]) -> list[int]:
-    """The phases every run of ``agents`` has an end-of-phase return for, sorted."""
-    sets = [set(phases) for a in agents for phases in returns.get(a, {}).values()]
-    return sorted(set.intersection(*sets)) if sets else []
 
 
 def compare(
@@ -102,24 +130,35 @@ def compare(
     last = phases[-test.last_phases :]
     per_seed = {}
     for seed in seeds:
-        diff = {p: returns[agent][seed][p] - returns[versus][seed][p] for p in phases}
+        values = {
+            p: paired_value(returns[agent][seed][p], returns[versus][seed][p], test.statistic)
+            for p in phases
+        }
+        kept = [p for p in phases if not math.isnan(values[p])]
+        in_last = [values[p] for p in last if not math.isnan(values[p])]
         per_seed[seed] = (
-            float(np.mean([diff[p] for p in last])),
-            slope(phases, [diff[p] for p in phases]),
+            float(np.mean(in_last)) if in_last else math.nan,
+            slope(kept, [values[p] for p in kept]),
         )
+    means = [m for m, _ in per_seed.values()]
+    p = t_test_p(means)
     return Comparison(
         agent,
         versus,
         kind,
         tuple(last),
         per_seed,
-        t_interval((m for m, _ in per_seed.values()), test.level),
+        t_interval(means, test.level),
         t_interval((s for _, s in per_seed.values()), test.level),
+        p=p,
+        p_adjusted=p,
+        secondary=secondaries(returns, agent, versus, seeds, last),
     )
 
 
 def comparisons(returns: PhaseReturns, test: StudyTest) -> list[Comparison]:
-    """Every agent against the reference, and every method agent against its control.
+    """Every agent against the reference, and every method agent against its control; the
+    control comparisons' p-values adjusted by the study's correction.
 
     :param returns: from :func:`phase_returns`
     :param test: the study's test
@@ -134,7 +173,20 @@ def comparisons(returns: PhaseReturns, test: StudyTest) -> list[Comparison]:
             made = compare(returns, agent, test.controls[agent], "control", test)
             if made is not None:
                 out.append(made)
+    controls = [i for i, c in enumerate(out) if c.kind == "control"]
+    if test.correction == "holm":
+        adjusted = holm([out[i].p for i in controls])
+        for i, value in zip(controls, adjusted, strict=True):
+            out[i] = replace(out[i], p_adjusted=value)
     return out
+
+
+def _p_text(c: Comparison, test: StudyTest) -> str:
+    if math.isnan(c.p):
+        return "p n/a"
+    if c.kind == "control" and test.correction == "holm":
+        return f"p = {c.p:.3g}, Holm-adjusted {c.p_adjusted:.3g}"
+    return f"p = {c.p:.3g}"
 
 
 def verdict_lines(found: list[Comparison], test: StudyTest) -> list[str]:
@@ -144,30 +196,40 @@ def verdict_lines(found: list[Comparison], test: StudyTest) -> list[str]:
     :param test: the study's test
     """
     level = f"{test.level:.0%}"
+    what = "mean log-ratio" if test.statistic == "log_ratio" else "mean difference"
+    n_controls = sum(c.kind == "control" for c in found)
+    correction = (
+        f", Holm over {n_controls} comparisons" if test.correction == "holm" else ", uncorrected"
+    )
     lines = []
     for c in found:
+        sign = "/" if test.statistic == "log_ratio" else "-"
         where = (
-            f"{c.agent} - {c.versus} over phases {c.phases[0]}-{c.phases[-1]}: {c.mean}, "
-            f"{c.mean.n} seeds"
+            f"{what} {c.agent} {sign} {c.versus} over phases {c.phases[0]}-{c.phases[-1]}: "
+            f"{interval_text(c.mean, test.statistic)}, {c.mean.n} seeds, {_p_text(c, test)}"
         )
         if c.kind == "reference" and c.agent == test.baseline:
             shown = "shown" if c.mean.sign < 0 else "not shown"
             lines.append(f"{c.agent}: loss of plasticity: {shown} at {level} ({where})")
         elif c.kind == "control":
-            holds = {1: "yes", 0: "no", -1: "no, it hurts"}[c.mean.sign]
-            lines.append(f"{c.agent}: fix holds: {holds} at {level} ({where})")
+            rejects = c.p_adjusted < 1 - test.level
+            holds = "no" if not rejects else "yes" if c.mean.mean > 0 else "no, it hurts"
+            lines.append(f"{c.agent}: fix holds: {holds} at {level}{correction} ({where})")
     if any(c.mean.n < 2 for c in found):
         lines.append("(fewer than 2 paired seeds: no interval, no verdict can be shown)")
     return lines
 
 
-def write_tables(returns: PhaseReturns, found: list[Comparison], out_dir: Path) -> None:
+def write_tables(
+    returns: PhaseReturns, found: list[Comparison], test: StudyTest, out_dir: Path
+) -> None:
     """The per-seed files the verdicts rest on: ``phase_returns.csv`` (agent, seed, phase,
-    end-of-phase return) and ``paired_differences.csv`` (agent, versus, kind, seed, mean
-    difference over the last K phases, slope per phase).
+    end-of-phase return) and ``paired_differences.csv`` (agent, versus, kind, statistic, seed,
+    its mean over the last K phases, its slope per phase).
 
     :param returns: from :func:`phase_returns`
     :param found: from :func:`comparisons`
+    :param test: the study's test (its statistic names the column)
     :param out_dir: the report's folder
     """
     from rl_plasticity.report.tables import write_csv
@@ -180,11 +242,11 @@ def write_tables(returns: PhaseReturns, found: list[Comparison], out_dir: Path) 
     ]
     write_csv(out_dir / "phase_returns.csv", ["agent", "seed", "phase", "return"], rows)
     rows = [
-        [c.agent, c.versus, c.kind, seed, mean, trend]
+        [c.agent, c.versus, c.kind, test.statistic, seed, mean, trend]
         for c in found
         for seed, (mean, trend) in sorted(c.per_seed.items())
     ]
-    header = ["agent", "versus", "kind", "seed", "mean_difference_last_k", "slope_per_phase"]
+    header = ["agent", "versus", "kind", "statistic", "seed", "mean_last_k", "slope_per_phase"]
     write_csv(out_dir / "paired_differences.csv", header, rows)
 
 
@@ -214,7 +276,11 @@ def plot_differences(
             means.append(ci.mean)
             lows.append(ci.low)
             highs.append(ci.high)
-            paired = [seeds[s][p] - reference[s][p] for s in seeds if s in reference]
+            paired = [
+                paired_value(seeds[s][p], reference[s][p], test.statistic)
+                for s in seeds
+                if s in reference
+            ]
             dci = t_interval(paired, test.level)
             dmeans.append(dci.mean)
             dlows.append(dci.low)
@@ -237,7 +303,11 @@ def plot_differences(
     diff.axhline(0, color="black", linewidth=0.8)
     raw.set_ylabel("end-of-phase return")
     raw.set_title(f"mean over {n} seeds, {test.level:.0%} t-interval")
-    diff.set_ylabel(f"return - {test.reference} (paired by seed)")
+    diff.set_ylabel(
+        f"log(return / {test.reference}) (paired by seed)"
+        if test.statistic == "log_ratio"
+        else f"return - {test.reference} (paired by seed)"
+    )
     diff.set_title(f"shaded: the last {test.last_phases} phases the verdicts average")
     raw.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -255,33 +325,48 @@ def study_section(
     :param colors: agent name -> colour
     :return: (Markdown lines, verdict lines)
     """
-    returns = phase_returns(runs, test.window)
+    returns = phase_returns(runs, test)
     found = comparisons(returns, test)
-    write_tables(returns, found, out_dir)
+    write_tables(returns, found, test, out_dir)
     verdicts = verdict_lines(found, test)
     if returns:
         plot_differences(returns, test, out_dir / "verdicts.png", colors)
     controls = ", ".join(f"{a} vs {c}" for a, c in test.controls.items()) or "none"
+    if test.metric == "evaluation":
+        metric = "the deterministic evaluation of each phase's physics at its end (`eval.csv`)"
+    else:
+        metric = (
+            f"end-of-phase returns (training episodes ending in the last {test.window:.0%} of "
+            "a phase's steps)"
+        )
+    statistic = "log(R_agent / R_versus)" if test.statistic == "log_ratio" else "R_agent - R_versus"
+    correction = (
+        "Holm-corrected over the method comparisons" if test.correction == "holm" else "uncorrected"
+    )
     lines = [
         "## Pre-registered test",
         "",
         f"Reference: `{test.reference}` (a fresh network every phase); baseline: "
-        f"`{test.baseline}`; single-factor controls: {controls}. Per seed, the paired "
-        f"difference of end-of-phase returns (episodes ending in the last {test.window:.0%} of "
-        f"a phase's steps), averaged over the last {test.last_phases} complete phases (from "
-        f"phase {test.first_phase} on), and its least-squares slope over phases; "
-        f"{test.level:.0%} Student-t intervals over seeds (the paired t-test's). Files: "
-        "`phase_returns.csv`, `paired_differences.csv`.",
+        f"`{test.baseline}`; single-factor controls: {controls}. Metric: {metric}. Per seed, the "
+        f"paired {statistic} per phase, averaged over the last {test.last_phases} complete "
+        f"phases (from phase {test.first_phase} on), and its least-squares slope over phases; "
+        f"{test.level:.0%} Student-t intervals over seeds and two-sided t-tests (the paired "
+        f"t-test's); method verdicts {correction}. Files: `phase_returns.csv`, "
+        "`paired_differences.csv`.",
         "",
-        "| agent | versus | phases | mean difference | slope per phase | seeds |",
-        "|---|---|---|---|---|---|",
+        "| agent | versus | phases | mean | slope per phase | p | seeds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in found:
         span = f"{c.phases[0]}-{c.phases[-1]}"
-        lines.append(f"| {c.agent} | {c.versus} | {span} | {c.mean} | {c.trend} | {c.mean.n} |")
+        lines.append(
+            f"| {c.agent} | {c.versus} | {span} | {interval_text(c.mean, test.statistic)} | "
+            f"{interval_text(c.trend, test.statistic)} | {_p_text(c, test)} | {c.mean.n} |"
+        )
     lines += ["", "**Verdicts**", "", *[f"- {v}" for v in verdicts], ""]
+    lines += secondary_lines(found, returns, test)
     if returns:
-        lines += ["![end-of-phase returns and paired differences](verdicts.png)", ""]
+        lines += ["![end-of-phase returns and paired statistics](verdicts.png)", ""]
     if any(math.isnan(c.mean.low) for c in found):
         lines += ["Rows without an interval have fewer than 2 paired seeds.", ""]
     return lines, verdicts
