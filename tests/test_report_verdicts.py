@@ -128,13 +128,17 @@ def test_t_test_p_agrees_with_the_interval():
     assert math.isnan(t_test_p([1.0]))
 
 
-def test_the_end_of_a_phase_in_evaluations_is_its_last_evaluation_before_the_next_begins():
-    # every 50 steps, phases of 100: at 100 and 200 the just-ended phase is evaluated ("earlier")
-    timesteps = np.array([50, 100, 100, 150, 200, 200, 250], dtype=float)
-    phases = np.array([0, 1, 0, 1, 2, 1, 2], dtype=float)
-    returns = np.array([10, 5, 20, 15, 4, 30, 12], dtype=float)
+def test_the_end_of_a_phase_in_evaluations_is_its_evaluation_when_the_next_begins():
+    # every 50 steps, phases of 100, one earlier phase evaluated: at 100 and 200 the phase just
+    # ended; at 150 and 250 the phase before the current one again (what it kept: not its end)
+    timesteps = np.array([50, 100, 100, 150, 150, 200, 200, 250, 250], dtype=float)
+    phases = np.array([0, 1, 0, 1, 0, 2, 1, 2, 1], dtype=float)
+    returns = np.array([10, 5, 20, 15, 3, 4, 30, 12, 2], dtype=float)
     ends = end_of_phase_from_evaluations(timesteps, phases, returns)
     assert ends == {0: 20.0, 1: 30.0}  # phase 2 never ended: left out
+    # without earlier-phase rows: the last evaluation inside the phase
+    current = phases[[0, 1, 3, 5, 7]], timesteps[[0, 1, 3, 5, 7]], returns[[0, 1, 3, 5, 7]]
+    assert end_of_phase_from_evaluations(current[1], current[0], current[2]) == {0: 10.0, 1: 15.0}
 
 
 def test_log_ratio_verdicts_are_holm_corrected_and_say_so():

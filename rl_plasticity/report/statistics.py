@@ -450,10 +450,11 @@ def end_of_phase_from_evaluations(
 ) -> dict[int, float]:
     """Each complete phase's evaluation return at its end, from a run's ``eval.csv`` rows.
 
-    The value of phase p is the return of its physics at the latest evaluation that evaluated
-    them; p counts only when a later phase had begun by then (the evaluation at or after the
-    phase's end, which with ``--eval-phases`` >= 1 evaluates the phase just ended): a phase the
-    run stopped inside is left out.
+    Phase p ends at the first evaluation that sees a later phase; its value is the return of
+    its physics at the last evaluation of them at or before that one (with ``--eval-phases`` >= 1,
+    the evaluation at the phase's end evaluates the phase just ended). Evaluations of p's physics
+    after that measure what the agent kept of it while training on later phases, not the end of
+    p, and are not used. A phase the run stopped inside is left out.
 
     :param timesteps: the training step of each row
     :param phases: the phase whose physics each row evaluated
@@ -462,8 +463,10 @@ def end_of_phase_from_evaluations(
     """
     out = {}
     for phase in np.unique(phases[~np.isnan(phases)]):
-        rows = np.flatnonzero(phases == phase)
-        last = rows[np.argmax(timesteps[rows])]
-        if np.any((phases > phase) & (timesteps <= timesteps[last])):
-            out[int(phase)] = float(returns[last])
+        later = timesteps[phases > phase]
+        if later.size == 0:
+            continue
+        rows = np.flatnonzero((phases == phase) & (timesteps <= later.min()))
+        if rows.size:
+            out[int(phase)] = float(returns[rows[np.argmax(timesteps[rows])]])
     return out
