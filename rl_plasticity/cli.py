@@ -260,7 +260,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             agents=names(args.agents),
             seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
             unfinished=args.unfinished,
-            study=load_study_spec(args.study).test if args.study else None,
+            study=load_study_spec(args.study) if args.study else None,
         )
     except ConfigError as e:
         return _error(str(e))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.report import write_report
 from rl_plasticity.report.secondaries import cycle_comparisons
 from rl_plasticity.report.statistics import (
     end_of_phase_by_steps,
@@ -229,3 +231,45 @@ baseline = "perm-ppo"
         path = write_spec(tmp_path, "s", text.format(evaluation=evaluation, extra=extra))
         with pytest.raises(ConfigError, match=match):
             load_study_spec(path)
+
+
+def test_report_with_a_study_uses_its_envs_runs_and_evaluations(tmp_path):
+    from tests.test_report import ENV, make_run
+
+    root = tmp_path / "runs"
+    # ppo ends phases 1 and 2 at half the reset agent's evaluation return, on seeds 0-2
+    for seed in range(3):
+        for agent, factor in (("ppo", 0.5), ("ppo-reset", 1.0)):
+            path = make_run(root, agent, seed, method="reset" if agent == "ppo-reset" else "none")
+            rows = [[t, "current", p, 100.0 * (1 + seed)] for t, p in ((500, 0), (1500, 1))]
+            rows += [[1000 * p, "earlier", p - 1, 100.0 * (1 + seed) * factor] for p in (1, 2, 3)]
+            rows += [[1000 * p, "current", p, 1.0] for p in (1, 2, 3)]
+            with (path / "eval.csv").open("w") as f:
+                f.write("timestep,target,phase,return_mean\n")
+                f.writelines(",".join(map(str, r)) + "\n" for r in sorted(rows))
+    # a stationary run of the same agent and seed in another env: not part of the study
+    other = make_run(root, "ppo", 0, group="stationary")
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "env_name": "study-hopper"}))
+    text = f"""\
+envs = ["{ENV}"]
+agents = ["ppo", "ppo-reset"]
+steps = 3000
+[evaluation]
+every = 500
+phases = 1
+[test]
+reference = "ppo-reset"
+baseline = "ppo"
+metric = "evaluation"
+statistic = "log_ratio"
+first_phase = 1
+last_phases = 2
+"""
+    spec = load_study_spec(write_spec(tmp_path, "study", text))
+    out = write_report(root, tmp_path / "report", study=spec)
+    verdicts = (out.parent / "verdicts.txt").read_text()
+    assert verdicts.startswith("ppo: loss of plasticity: shown at 95%")  # every seed at -0.693
+    assert "mean log-ratio ppo / ppo-reset over phases 1-2: -0.693" in verdicts
+    body = out.read_text()
+    assert "| ppo | ppo-reset | -100.0 | 3 / 0 | 6 / 0 | -0.693" in body

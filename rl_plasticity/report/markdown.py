@@ -53,7 +53,7 @@ from rl_plasticity.report.tables import (
     write_csv,
 )
 from rl_plasticity.report.verdicts import study_section
-from rl_plasticity.specs.study import StudyTest
+from rl_plasticity.specs.study import StudySpec
 
 #: Longest failure reason shown in the report (the full one is in the run's status.json).
 REASON_CHARS = 300
@@ -335,7 +335,7 @@ def write_report(
     agents: Iterable[str] | None = None,
     seeds: Iterable[int] | None = None,
     unfinished: bool = False,
-    study: StudyTest | None = None,
+    study: StudySpec | None = None,
 ) -> Path:
     """Write PNG figures, CSV tables and ``report.md`` for the runs below ``run_root``.
 
@@ -351,8 +351,9 @@ def write_report(
     :param seeds: only these seeds
     :param unfinished: also use interrupted and running runs (up to the step each reached; the
         report lists them and says so); by default figures and tables use finished runs only
-    :param study: a study's pre-registered test: its section and verdict lines are added (the
-        verdicts also to ``verdicts.txt``, one per line)
+    :param study: a study spec: its pre-registered test's section and verdict lines are added
+        (the verdicts also to ``verdicts.txt``, one per line), from the runs of its envs only
+        (a folder may also hold other runs, e.g. a pilot's stationary control)
     :return: path of ``report.md``
     :raises ConfigError: a folder without runs, or a filter value that matches no run
     """
@@ -394,7 +395,12 @@ def write_report(
     verdicts_file = out_dir / "verdicts.txt"
     verdicts_file.unlink(missing_ok=True)
     if study is not None:
-        section, verdicts = study_section(used, study, out_dir, colors_for(r.agent for r in runs))
+        section, verdicts = study_section(
+            [r for r in used if r.env in study.envs],
+            study.test,
+            out_dir,
+            colors_for(r.agent for r in runs),
+        )
         lines += section
         verdicts_file.write_text("".join(f"{v}\n" for v in verdicts))
     for env, env_runs in by_attribute(used, "env_label").items():
