@@ -273,3 +273,27 @@ last_phases = 2
     assert "mean log-ratio ppo / ppo-reset over phases 1-2: -0.693" in verdicts
     body = out.read_text()
     assert "| ppo | ppo-reset | -100.0 | 3 / 0 | 6 / 0 | -0.693" in body
+
+
+def test_sweep_study_takes_its_evaluation_and_refuses_a_second_one():
+    import argparse
+
+    from rl_plasticity.cli import _grid
+
+    args = argparse.Namespace(
+        study="friction-hopper-pilot",
+        envs=None,
+        agents=None,
+        seeds=None,
+        steps=None,
+        group=None,
+        eval_every=None,
+        eval_episodes=5,
+        eval_phases="all",
+    )
+    envs, agents, seeds, steps, group, evaluation = _grid(args)
+    assert (agents, steps, group) == (["fric-ppo", "fric-ppo-reset"], 3_276_800, "friction-pilot2")
+    assert envs == ["study-friction-hopper"] and seeds == [1000, 1010]
+    assert (evaluation.every, evaluation.episodes, evaluation.phases) == (204_800, 10, 1)
+    with pytest.raises(ConfigError, match="--eval-every.*not with --study"):
+        _grid(argparse.Namespace(**{**vars(args), "eval_every": 1000}))
