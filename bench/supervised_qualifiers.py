@@ -59,7 +59,8 @@ def digits_lines() -> list[str]:
     lines = [
         f"## Permuted digits, 1,000 tasks (`{DIGITS.relative_to(RESULTS.parent.parent)}`)",
         "",
-        "| learner | late error (last 100 tasks) | / fresh ReLU network's | / its own fresh network's |",
+        "| learner | late error (last 100 tasks) | / fresh ReLU network's "
+        "| / its own fresh network's |",
         "|---|---|---|---|",
     ]
     for learner, values in late.items():

@@ -295,5 +295,5 @@ def test_sweep_study_takes_its_evaluation_and_refuses_a_second_one():
     assert (agents, steps, group) == (["fric-ppo", "fric-ppo-reset"], 3_276_800, "friction-pilot2")
     assert envs == ["study-friction-hopper"] and seeds == [1000, 1010]
     assert (evaluation.every, evaluation.episodes, evaluation.phases) == (204_800, 10, 1)
-    with pytest.raises(ConfigError, match="--eval-every.*not with --study"):
+    with pytest.raises(ConfigError, match=r"--eval-every.*not with --study"):
         _grid(argparse.Namespace(**{**vars(args), "eval_every": 1000}))
