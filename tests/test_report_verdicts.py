@@ -292,7 +292,7 @@ def test_sweep_study_takes_its_evaluation_and_refuses_a_second_one():
         eval_phases="all",
     )
     envs, agents, seeds, steps, group, evaluation = _grid(args)
-    assert (agents, steps, group) == (["fric-ppo", "fric-ppo-reset"], 3_276_800, "friction-pilot2")
+    assert (agents, steps, group) == (["fric-ppo", "fric-ppo-reset"], 3_276_800, "friction-pilot3")
     assert envs == ["study-friction-hopper"] and seeds == [1000, 1010]
     assert (evaluation.every, evaluation.episodes, evaluation.phases) == (204_800, 10, 1)
     with pytest.raises(ConfigError, match=r"--eval-every.*not with --study"):
