@@ -47,6 +47,7 @@ from rl_plasticity.report.secondaries import (
     secondary_lines,
 )
 from rl_plasticity.report.statistics import (
+    MIN_SEEDS_FOR_CI,
     TInterval,
     end_of_phase_by_steps,
     end_of_phase_from_evaluations,
@@ -254,7 +255,9 @@ def plot_differences(
     returns: PhaseReturns, test: StudyTest, path: Path, colors: dict[str, str]
 ) -> None:
     """Two panels: each agent's end-of-phase return by phase (mean over seeds, t-interval
-    band), and its paired difference to the reference by phase, with the last K phases shaded.
+    band), and its paired statistic against the reference by phase, with the last K phases
+    shaded. With fewer than :data:`MIN_SEEDS_FOR_CI` seeds, no band (a t-interval over 2-4 seeds
+    is too wide to read): each seed as a thin line under the mean.
 
     :param returns: from :func:`phase_returns`
     :param test: the study's test
@@ -287,12 +290,28 @@ def plot_differences(
             dhighs.append(dci.high)
         style = {"color": color, "marker": "o", "markersize": 3, "linewidth": 1.4}
         raw.plot(phases, means, label=agent, **style)
-        raw.fill_between(phases, lows, highs, color=color, alpha=0.15, linewidth=0)
         if agent != test.reference:
             diff.plot(phases, dmeans, label=agent, **style)
-            diff.fill_between(phases, dlows, dhighs, color=color, alpha=0.15, linewidth=0)
+        if len(seeds) >= MIN_SEEDS_FOR_CI:
+            raw.fill_between(phases, lows, highs, color=color, alpha=0.15, linewidth=0)
+            if agent != test.reference:
+                diff.fill_between(phases, dlows, dhighs, color=color, alpha=0.15, linewidth=0)
+            continue
+        thin = {"color": color, "linewidth": 0.7, "alpha": 0.5}
+        for s in seeds:
+            raw.plot(phases, [seeds[s][p] for p in phases], **thin)
+            if agent != test.reference and s in reference:
+                values = [
+                    paired_value(seeds[s][p], reference[s][p], test.statistic) for p in phases
+                ]
+                diff.plot(phases, values, **thin)
     counts = sorted({len(s) for s in returns.values()})
     n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    band = (
+        f"{test.level:.0%} t-interval"
+        if counts[0] >= MIN_SEEDS_FOR_CI
+        else "thin lines: each seed (too few for an interval)"
+    )
     kept = [p for p in phases if p >= test.first_phase][-test.last_phases :]
     for ax in (raw, diff):
         if kept:
@@ -302,7 +321,7 @@ def plot_differences(
         ax.grid(alpha=0.3)
     diff.axhline(0, color="black", linewidth=0.8)
     raw.set_ylabel("end-of-phase return")
-    raw.set_title(f"mean over {n} seeds, {test.level:.0%} t-interval")
+    raw.set_title(f"mean over {n} seeds; {band}", fontsize=10)
     diff.set_ylabel(
         f"log(return / {test.reference}) (paired by seed)"
         if test.statistic == "log_ratio"
