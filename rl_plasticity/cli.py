@@ -531,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a bad argument (one line, exit 2)
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     args.argv = argv
-    warnings.formatwarning = _format_warning
+    python_format, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         code = args.func(args)
         # A reader that went away is found here, not at exit where Python prints a traceback.
@@ -544,6 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python flushes stdout once more at exit; point it at devnull so that flush succeeds.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return _exit_code(signal.SIGPIPE)
+    finally:
+        warnings.formatwarning = python_format  # main() called from Python code leaves it as it was
 
 
 if __name__ == "__main__":

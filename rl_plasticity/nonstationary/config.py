@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.nonstationary.parameters import PARAMETERS, TRANSFORMS, drifting_parameter
+from rl_plasticity.nonstationary.parameters import PARAMETERS, TRANSFORMS
 from rl_plasticity.nonstationary.physics import MODES
 from rl_plasticity.nonstationary.schedules import (
     Linear,
@@ -260,7 +260,7 @@ def _check_values(schedule: Schedule, parameter: str, mode: str) -> None:
         raise ConfigError(
             "sample", "permutation", f"only for {' and '.join(TRANSFORMS)}, not {parameter}"
         )
-    entry = drifting_parameter(parameter)
+    entry = PARAMETERS[parameter]
     bound, inclusive = entry.lower_bound, entry.bound_allowed
     for key, value in _extremes(schedule):
         if isinstance(value, tuple):

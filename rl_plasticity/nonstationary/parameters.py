@@ -8,8 +8,9 @@ when an env is built: this module is pure Python, so the report reads the names 
 MuJoCo.
 
 Adding a parameter is one entry here and its setter class (in :mod:`.physics` for the physics:
-``__init__(model, mode[, <selects>=names])`` and ``apply(value)``); ``tests/test_nonstationary.py``
-fails for an entry whose setter does not import, and for a setter class without an entry.
+``__init__(model, mode[, <selects>=names])`` and ``apply(value)``);
+``tests/test_parameter_registry.py`` fails for an entry without a name, a bound or a setter that
+imports, and for a setter class without an entry.
 """
 
 from __future__ import annotations
@@ -139,13 +140,12 @@ PHYSICS = tuple(name for name, p in PARAMETERS.items() if not p.transform)
 TRANSFORMS = tuple(name for name, p in PARAMETERS.items() if p.transform)
 
 
-def drifting_parameter(name: str, key: str = "parameter") -> DriftingParameter:
+def drifting_parameter(name: str) -> DriftingParameter:
     """The entry of ``name``.
 
     :param name: a parameter name
-    :param key: the key to name in the error
-    :raises ConfigError: for an unknown name
+    :raises ConfigError: for an unknown name (key ``parameter``)
     """
     if name not in PARAMETERS:
-        raise ConfigError(key, name, one_of(name, PARAMETERS))
+        raise ConfigError("parameter", name, one_of(name, PARAMETERS))
     return PARAMETERS[name]
