@@ -8,9 +8,11 @@ says how to resume), with a one-line message on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -519,6 +521,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """A warning as one line, ``rlp: warning: ...``, without Python's file and line: under the
+    command line they point at ``rlp``'s own ``sys.exit(main())`` rather than at anything the
+    user wrote."""
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    return f"rlp: warning: {kind}{message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``rlp`` with ``argv`` (default: the process's arguments); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -527,11 +543,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a bad argument (one line, exit 2)
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     args.argv = argv
+    python_format, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
-        return args.func(args)
+        code = args.func(args)
+        # A reader that went away is found here, not at exit where Python prints a traceback.
+        sys.stdout.flush()
+        return code
     except KeyboardInterrupt:  # before training started, or a second Ctrl-C
         _note("interrupted")
         return _exit_code(signal.SIGINT)
+    except BrokenPipeError:  # rlp envs | head: stop quietly, as other command-line tools do
+        # Python flushes stdout once more at exit; point it at devnull so that flush succeeds.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _exit_code(signal.SIGPIPE)
+    finally:
+        warnings.formatwarning = python_format  # main() called from Python code leaves it as it was
 
 
 if __name__ == "__main__":

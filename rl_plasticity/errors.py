@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 #: Characters of the offending value's repr shown in a message (the message is one line).
@@ -46,6 +48,29 @@ class ConfigError(ValueError):
         """The same error with ``prefix`` put before its key (``"method"`` + ``"rho"``)."""
         key = f"{prefix}.{self.key}" if self.key else prefix
         return ConfigError(key, self.value, self.allowed, self.file)
+
+
+def did_you_mean(given: Any, options: Iterable[str]) -> str:
+    """``" (did you mean ppo-cbp?)"`` when ``given`` is close to one of ``options``, else ``""``.
+
+    :param given: what was given (a typo of an option, or anything else)
+    :param options: the allowed names
+    """
+    if not isinstance(given, str):
+        return ""
+    close = difflib.get_close_matches(given, list(options), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def one_of(given: Any, options: Iterable[str]) -> str:
+    """``"one of: a, b, c"``, with ``" (did you mean b?)"`` when ``given`` is close to an option:
+    the words for :class:`ConfigError`'s ``allowed`` when a name is not one of a list.
+
+    :param given: what was given
+    :param options: the allowed names
+    """
+    options = list(options)
+    return "one of: " + ", ".join(options) + did_you_mean(given, options)
 
 
 #: Packages whose frames a warning skips to reach the user's line (those rl_plasticity runs

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from rl_plasticity.errors import ConfigError
+from rl_plasticity.errors import ConfigError, one_of
 
 #: Largest magnitude of an integer setting (torch's int64 counters overflow beyond about 2**63).
 MAX_INT = 2**62
@@ -109,7 +109,7 @@ def check_choice(key: str, value: Any, options: Iterable[str]) -> str:
     """
     options = list(options)
     if not isinstance(value, str) or value not in options:
-        raise ConfigError(key, value, f"one of: {', '.join(options)}")
+        raise ConfigError(key, value, one_of(value, options))
     return value
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -161,6 +164,59 @@ def test_envs_and_agents_list_every_shipped_spec(capsys):
     assert "INVALID" not in out
     for name in ("ppo", "ppo-ns-adam", "ppo-l2"):
         assert f"\n{name} " in f"\n{out}"
+
+
+@pytest.mark.parametrize("command", ["envs", "agents"])
+def test_a_closed_pipe_ends_the_listing_quietly(command):
+    """``rlp envs | head``: the reader is gone before rlp writes; no traceback, exit 141."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "rl_plasticity.cli", command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    child.stdout.close()  # before the child has imported anything, so its first write fails
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert stderr == ""
+
+
+def test_a_typo_in_a_spec_name_suggests_the_name(capsys):
+    argv = ["train", "--env", "slippery-ant", "--agent", "ppo-cpb", "--steps", "100"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlp: error: agent: got 'ppo-cpb'; a spec name (one of: ")
+    assert err.strip().endswith("or a .toml path (did you mean ppo-cbp?)")
+
+
+def test_a_runs_warning_is_one_plain_line(tmp_path, tiny_env):
+    """CBP's maturity beyond a short run: ``rlp: warning: CBP: ...``, not Python's file and line."""
+    agent = write_spec(tmp_path, "cbp", TINY_PPO + '\n[method]\nname = "cbp"\n')
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "default",
+            "-m",
+            "rl_plasticity.cli",
+            "train",
+            "--env",
+            str(tiny_env),
+            "--agent",
+            str(agent),
+            "--steps",
+            "512",
+            "--root",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert child.returncode == 0, child.stderr
+    lines = [line for line in child.stderr.splitlines() if "CBP" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("rlp: warning: CBP: maturity_threshold=10000 optimizer steps")
+    assert "sys.exit" not in child.stderr and "UserWarning" not in child.stderr
 
 
 def test_envs_show_prints_the_schedule(capsys):

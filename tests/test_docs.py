@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rl_plasticity.cli import build_parser
+from rl_plasticity.plasticity.registry import ENTRY_POINT_GROUP
 from rl_plasticity.reference import stale_pages
 
 ROOT = Path(__file__).parent.parent
@@ -102,6 +103,8 @@ def test_dotted_names_import(page):
         for dotted in re.findall(r"\brl_plasticity(?:\.\w+)+", span):
             if ROOT.joinpath(*dotted.split(".")).with_suffix(".py").exists():
                 continue
+            if dotted == ENTRY_POINT_GROUP:  # a dotted name, as Python's plugin groups are
+                continue
             try:
                 _resolve(dotted)
             except (ImportError, AttributeError):
@@ -182,3 +185,19 @@ def test_every_page_is_linked_from_the_readme():
     readme = _text(ROOT / "README.md")
     for page in PAGES[1:]:
         assert f"docs/{page.name}" in readme, page.name
+
+
+#: A repository path a docstring or comment names: ``bench/...`` or ``docs/...`` with an extension.
+REPO_PATH = re.compile(r"\b((?:bench|docs)/[\w./-]*\w\.\w+)")
+
+
+def test_every_bench_or_docs_path_the_package_names_exists():
+    """A docstring citing ``bench/x.py`` or ``docs/y.md`` points at a file a reader can open."""
+    missing = [
+        f"{path.relative_to(ROOT)}:{number}: {name}"
+        for path in sorted((ROOT / "rl_plasticity").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for name in REPO_PATH.findall(line)
+        if not (ROOT / name).exists()
+    ]
+    assert not missing, "\n".join(missing)

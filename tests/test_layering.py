@@ -29,6 +29,7 @@ LAYERS = {
     "rl_plasticity.metrics.registry": 0,  # the metric registry: pure Python
     "rl_plasticity.nonstationary.toml_reads": 0,
     "rl_plasticity.nonstationary.schedules": 0,
+    "rl_plasticity.nonstationary.parameters": 0,  # the drifting parameters' registry: pure
     "rl_plasticity.metrics": 1,  # functional, hessian, probe: torch math
     "rl_plasticity.plasticity": 1,  # the method protocol and methods: torch only
     "rl_plasticity.problems": 1,
@@ -161,6 +162,7 @@ HEAVY = ("torch", "stable_baselines3", "gymnasium", "mujoco")
         ("rl_plasticity.validate", ()),
         ("rl_plasticity.catalog", ()),
         ("rl_plasticity.nonstationary.schedules", ()),
+        ("rl_plasticity.nonstationary.parameters", ()),
         ("rl_plasticity.sb3.layer_names", ()),
         ("rl_plasticity.metrics.functional", ("torch",)),
         ("rl_plasticity.metrics.registry", ()),

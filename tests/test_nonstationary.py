@@ -15,7 +15,7 @@ else:  # pragma: no cover
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.nonstationary.config import NonstationaryConfig, describe
-from rl_plasticity.nonstationary.physics import PARAMETERS
+from rl_plasticity.nonstationary.parameters import PARAMETERS
 from rl_plasticity.nonstationary.schedules import (
     Linear,
     Piecewise,

@@ -245,9 +245,8 @@ def test_a_method_whose_dependency_is_missing_does_not_break_the_others(
 
     (tmp_path / "rlp_broken_method.py").write_text("import rlp_no_such_package_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(
-        registry, "BUILTIN_MODULES", (*registry.BUILTIN_MODULES, "rlp_broken_method")
-    )
+    builtin = registry.builtin_modules()
+    monkeypatch.setattr(registry, "builtin_modules", lambda: [*builtin, "rlp_broken_method"])
     monkeypatch.setattr(registry, "_FAILED", {})
     with pytest.warns(UserWarning, match="rlp_broken_method could not be imported"):
         methods = registered_methods()

@@ -254,3 +254,26 @@ def test_metric_change_table_first_and_last(sweep_root: Path, tmp_path: Path) ->
     text = report.write_report(sweep_root, tmp_path / "out").read_text()
     assert "| agent | weight mean \\|w\\| | dead units (%) | effective rank |" in text
     assert "| ppo | 0.167 -> 1 | 16.7% -> 100% | 0.167 -> 1 |" in text
+
+
+def test_rows_whose_runs_are_identical_are_named(tmp_path: Path) -> None:
+    """A CBP that never acted gives its control's runs (paired seeds): the report says so."""
+    for seed in (0, 1):
+        make_run(tmp_path, "ppo", seed)
+        make_run(tmp_path, "ppo-cbp", seed, method="cbp")
+        make_run(tmp_path, "ppo-reset", seed, offset_per_phase=50.0, method="reset")
+    make_run(tmp_path, "ppo-cbp", 2, method="cbp")  # a seed the control lacks: not compared
+    text = report.write_report(tmp_path).read_text()
+    lines = [line for line in text.splitlines() if "identical runs" in line]
+    assert len(lines) == 1
+    assert f"identical runs in {ENV}:" in lines[0] and "(seeds 0, 1)" in lines[0]
+    assert "ppo-cbp" in lines[0] and " ppo " in lines[0] and "ppo-reset" not in lines[0]
+
+
+def test_one_differing_seed_makes_rows_not_identical(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        make_run(tmp_path, "ppo", seed)
+        make_run(tmp_path, "ppo-cbp", seed, method="cbp", offset_per_phase=float(seed))
+    runs = report.load_runs(tmp_path)
+    report.runs.label_rows(runs)
+    assert report.runs.identical_warnings(runs) == []

@@ -133,6 +133,8 @@ def test_cli_report_refuses_a_folder_without_runs(
         assert main(["report", str(tmp_path / folder)]) == 2
         captured = capsys.readouterr()
         (line,) = captured.err.strip().splitlines()
-        assert line.startswith(f"rlp: error: dir: got '{tmp_path / folder}'; a folder holding runs")
+        assert line.startswith(
+            f"rlp: error: folder of runs: got '{tmp_path / folder}'; a folder holding runs"
+        )
         assert captured.out == ""
         assert not (tmp_path / folder / "report").exists()

@@ -163,3 +163,50 @@ def test_updates_in_run_bounds_the_optimizer_steps(algo, steps):
     algo().learn(steps, callback=counter)
     assert max(counter.counts.values()) <= counter.estimate
     assert max(counter.counts.values()) >= counter.estimate - 2  # a bound, not a guess
+
+
+# -- plain PyTorch: the README's CBP line in a loop too short for its maturity threshold ----------
+
+
+def _train(method, steps: int, **attach) -> list[str]:
+    """``steps`` optimizer steps of a small MLP with ``method`` attached, then detached; the
+    warnings given."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        method.attach(net, optimizer, seed=0, **attach)
+        for _ in range(steps):
+            x = torch.randn(32, 4)
+            loss = net(x).square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        method.detach()
+    return [str(w.message) for w in record]
+
+
+def test_plain_pytorch_cbp_that_never_acted_warns_once_at_detach():
+    messages = _train(CBP(replacement_rate=1e-4), 20)
+    assert messages == [
+        "CBP: no unit became older than maturity_threshold=10000 optimizer steps in the 20 it "
+        "took (oldest unit 20), so none was replaced. Train longer or lower maturity_threshold"
+    ]
+    # Mature units and a rate that replaces one every few steps: it acted, nothing to say.
+    assert _train(CBP(replacement_rate=0.5, maturity_threshold=5), 20) == []
+
+
+def test_plain_pytorch_expected_updates_warns_at_attach_and_only_once():
+    messages = _train(CBP(), 20, expected_updates=2000)
+    assert len(messages) == 1
+    assert messages[0].startswith("CBP: maturity_threshold=10000 optimizer steps is beyond")
+    assert _train(CBP(maturity_threshold=10), 20, expected_updates=2000) == []
+
+
+def test_plain_pytorch_redo_that_never_checked_warns():
+    assert _train(ReDo(every_updates=100), 20) == [
+        "ReDo: every_updates=100 optimizer steps is more than the 20 it took: no unit was "
+        "checked or reset. Train longer or lower every_updates"
+    ]
+    assert _train(ReDo(every_updates=10), 20) == []

@@ -101,6 +101,7 @@ def _policy_kwargs(agent: AgentSpec) -> dict[str, Any]:
 def build_model(agent: AgentSpec, env: VecEnv, seed: int, device: str) -> BaseAlgorithm:
     """A new SB3 algorithm from the agent spec, initialised as the spec says."""
     cls = algorithm_class(agent.algorithm)
+    agent.import_methods()  # a user's methods, for the architecture and optimizer hooks
     policy, method_kwargs = (agent.policy, {})
     if agent.methods:  # architecture and optimizer hooks are built with the policy
         policy, method_kwargs = method_policy(cls, agent.policy, agent.method)

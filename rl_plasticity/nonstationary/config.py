@@ -11,8 +11,9 @@ Schema (every key optional except each drift's ``parameter`` and ``schedule``)::
     update_every = 1000        # linear/sinusoid schedules are re-evaluated every this many steps
 
     [[nonstationary.drift]]
-    parameter = "friction"     # friction | gravity | body_mass | actuator_gear | joint_damping
-                               # | observation_permutation | action_permutation
+    parameter = "friction"     # a name of parameters.PARAMETERS: friction | gravity | body_mass
+                               # | actuator_gear | joint_damping | observation_permutation
+                               # | action_permutation
     mode = "absolute"          # "scale" (multiplier of the env's own values, default) | "absolute"
     geoms = ["floor"]          # friction only; default every geom (see physics.py: max rule)
     bodies = ["torso"]         # body_mass only; default every body with a mass
@@ -27,8 +28,9 @@ Schema (every key optional except each drift's ``parameter`` and ``schedule``)::
     # initial = 1.0            # piecewise: value of segment 0 instead of a draw
     # linear: start, end, over;  sinusoid: mean, amplitude, period;  constant: value
 
-Each parameter may drift at most once. Values must suit the parameter: friction, damping and gear
-``>= 0``, mass ``> 0``, a gravity number ``>= 0`` (a multiplier or a magnitude); a gravity vector
+Each parameter may drift at most once. Values must be at least the parameter's lower bound in
+:data:`.parameters.PARAMETERS` (friction, damping and gear ``>= 0``, mass ``> 0``, a gravity number
+``>= 0``: a multiplier or a magnitude); a gravity vector
 ``[x, y, z]`` (in ``cycle`` values, ``initial`` or ``constant``) only in absolute mode. The
 permutation drifts (:mod:`.permutation`) take a piecewise schedule with ``sample = "permutation"``
 and no ``mode``.
@@ -42,8 +44,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.nonstationary.permutation import TRANSFORMS
-from rl_plasticity.nonstationary.physics import MODES, PARAMETERS
+from rl_plasticity.nonstationary.parameters import PARAMETERS, TRANSFORMS
+from rl_plasticity.nonstationary.physics import MODES
 from rl_plasticity.nonstationary.schedules import (
     Linear,
     Piecewise,
@@ -58,29 +60,15 @@ from rl_plasticity.nonstationary.toml_reads import boolean, check_keys, choice, 
 APPLY_AT = ("episode_end", "immediate")
 TABLE_KEYS = ("apply_at", "schedule_seed", "context_in_obs", "update_every", "drift")
 DRIFT_KEYS = ("parameter", "mode", "schedule", "bodies", "geoms", "signs")
-#: Every drifting parameter: the physics setters' and the observation/action transforms.
-DRIFTING = PARAMETERS + TRANSFORMS
 #: ``schedule_seed = "run"``: the run's seed (see :meth:`NonstationaryConfig.for_seed`).
 RUN_SEED = "run"
-
-# Smallest value each parameter allows, and whether the bound itself is allowed.
-_LOWER_BOUND = {
-    "friction": (0.0, True),
-    "gravity": (0.0, True),
-    "body_mass": (0.0, False),
-    "actuator_gear": (0.0, True),
-    "joint_damping": (0.0, True),
-    "observation_permutation": (0.0, True),
-    "action_permutation": (0.0, True),
-}
 
 
 @dataclass(frozen=True)
 class Drift:
     """One parameter that changes on a schedule.
 
-    :param parameter: one of ``friction``, ``gravity``, ``body_mass``, ``actuator_gear``,
-        ``joint_damping``, ``observation_permutation``, ``action_permutation``
+    :param parameter: a name of :data:`.parameters.PARAMETERS`
     :param schedule: its schedule (values are multipliers in scale mode, absolute otherwise; a
         permutation's values are segment indices)
     :param mode: ``"scale"`` or ``"absolute"`` (not used by the permutations)
@@ -208,7 +196,7 @@ def _schedule_seed(table: Mapping) -> int | str:
 
 def _drift_from_dict(table: Any, key: str) -> Drift:
     check_keys(table, DRIFT_KEYS, key)
-    parameter = choice(table, "parameter", key, DRIFTING)
+    parameter = choice(table, "parameter", key, PARAMETERS)
     if parameter in TRANSFORMS:
         return _transform_from_dict(table, key, parameter)
     if "signs" in table:
@@ -216,10 +204,12 @@ def _drift_from_dict(table: Any, key: str) -> Drift:
     mode = choice(table, "mode", key, MODES, default="scale")
     bodies = names(table, "bodies", key)
     geoms = names(table, "geoms", key)
-    if bodies is not None and parameter != "body_mass":
-        raise ConfigError(f"{key}.bodies", list(bodies), "used only with parameter = body_mass")
-    if geoms is not None and parameter != "friction":
-        raise ConfigError(f"{key}.geoms", list(geoms), "used only with parameter = friction")
+    for select, given in (("bodies", bodies), ("geoms", geoms)):
+        if given is not None and PARAMETERS[parameter].selects != select:
+            users = [n for n, p in PARAMETERS.items() if p.selects == select]
+            raise ConfigError(
+                f"{key}.{select}", list(given), f"used only with parameter = {' or '.join(users)}"
+            )
     if "schedule" not in table:
         raise ConfigError(f"{key}.schedule", None, "required: a [schedule] table with a kind")
     try:
@@ -270,7 +260,8 @@ def _check_values(schedule: Schedule, parameter: str, mode: str) -> None:
         raise ConfigError(
             "sample", "permutation", f"only for {' and '.join(TRANSFORMS)}, not {parameter}"
         )
-    bound, inclusive = _LOWER_BOUND[parameter]
+    entry = PARAMETERS[parameter]
+    bound, inclusive = entry.lower_bound, entry.bound_allowed
     for key, value in _extremes(schedule):
         if isinstance(value, tuple):
             if parameter != "gravity" or mode != "absolute":
@@ -309,9 +300,9 @@ def describe(config: NonstationaryConfig, n_values: int = 5) -> list[str]:
     if not config.drifts:
         lines.append("no drifting parameters (stationary)")
     for i, drift in enumerate(config.drifts):
-        where = {"friction": " of every geom", "body_mass": " of every body"}.get(
-            drift.parameter, ""
-        )
+        entry = PARAMETERS[drift.parameter]
+        # Only a parameter that can be narrowed to some geoms or bodies says which it touches.
+        where = f" of {entry.touches}" if entry.selects else ""
         if drift.bodies is not None:
             where = f" of {', '.join(drift.bodies)}"
         elif drift.geoms is not None:

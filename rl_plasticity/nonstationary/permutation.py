@@ -18,9 +18,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-#: The drifting "parameters" that transform observations or actions instead of the physics.
-TRANSFORMS = ("observation_permutation", "action_permutation")
-
 
 def signed_permutation(
     size: int, seed: Sequence[int], segment: int, signs: bool

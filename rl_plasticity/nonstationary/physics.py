@@ -1,5 +1,8 @@
 """Physics setters: how a parameter's value reaches a compiled MuJoCo model.
 
+Each setter is named by its parameter's entry in :mod:`.parameters` (the registry of drifting
+parameters: bounds, names, what each touches); :func:`make_setter` builds the one an entry names.
+
 Each setter captures the model's own (base) values when it is built and then writes either
 ``base * value`` (mode ``"scale"``) or ``value`` (mode ``"absolute"``) into ``mjModel`` arrays.
 No XML is reloaded; MuJoCo reads these arrays on the next ``mj_step``. Facts the setters rely on:
@@ -29,15 +32,23 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Protocol
 
 import mujoco
 import numpy as np
 
-from rl_plasticity.errors import ConfigError
+from rl_plasticity.errors import ConfigError, one_of
+from rl_plasticity.nonstationary.parameters import PHYSICS, drifting_parameter
 from rl_plasticity.nonstationary.schedules import Value
 
-PARAMETERS = ("friction", "gravity", "body_mass", "actuator_gear", "joint_damping")
 MODES = ("scale", "absolute")
+
+
+class Setter(Protocol):
+    """What every physics setter does: write a schedule's value into the model."""
+
+    def apply(self, value: Value) -> None:
+        """Write ``value`` (a multiplier in scale mode, else an absolute value)."""
 
 
 class MujocoWarning(UserWarning):
@@ -209,9 +220,6 @@ def _joint_dofs(joint_type: int) -> int:
     }.get(mujoco.mjtJoint(joint_type), 1)
 
 
-Setter = Friction | Gravity | BodyMass | ActuatorGear | JointDamping
-
-
 def make_setter(
     parameter: str,
     model: mujoco.MjModel,
@@ -222,21 +230,17 @@ def make_setter(
 ) -> Setter:
     """The setter for ``parameter`` on ``model``, capturing the model's current values as base.
 
-    :param parameter: one of :data:`PARAMETERS`
+    :param parameter: a physics parameter of :data:`~.parameters.PARAMETERS`
     :param model: the env's ``mjModel`` (``env.unwrapped.model``)
     :param mode: ``"scale"`` or ``"absolute"``
-    :param bodies: body names for ``body_mass`` (None: all)
-    :param geoms: geom names for ``friction`` (None: all)
+    :param bodies: body names for a parameter that selects ``bodies`` (None: all)
+    :param geoms: geom names for a parameter that selects ``geoms`` (None: all)
     :raises ConfigError: on an unknown parameter or a name the model does not have
     """
-    if parameter == "friction":
-        return Friction(model, mode, geoms)
-    if parameter == "gravity":
-        return Gravity(model, mode)
-    if parameter == "body_mass":
-        return BodyMass(model, mode, bodies)
-    if parameter == "actuator_gear":
-        return ActuatorGear(model, mode)
-    if parameter == "joint_damping":
-        return JointDamping(model, mode)
-    raise ConfigError("parameter", parameter, f"one of: {', '.join(PARAMETERS)}")
+    entry = drifting_parameter(parameter)
+    if entry.transform:
+        raise ConfigError("parameter", parameter, one_of(parameter, PHYSICS))
+    if entry.selects is None:
+        return entry.setter_class()(model, mode)
+    names = {"bodies": bodies, "geoms": geoms}[entry.selects]
+    return entry.setter_class()(model, mode, names)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rl_plasticity.errors import ConfigError
+from rl_plasticity.errors import ConfigError, did_you_mean, one_of
 from rl_plasticity.validate import MAX_INT, is_number
 
 MISSING = object()
@@ -25,7 +25,9 @@ def check_keys(table: Any, allowed: Iterable[str], prefix: str = "") -> None:
     for key in table:
         if key not in allowed:
             raise ConfigError(
-                join(prefix, key), table[key], f"unknown key; allowed: {', '.join(allowed)}"
+                join(prefix, key),
+                table[key],
+                f"unknown key; allowed: {', '.join(allowed)}{did_you_mean(key, allowed)}",
             )
 
 
@@ -63,9 +65,9 @@ def choice(
     options = list(options)
     value = table.get(key, default)
     if value is MISSING:
-        raise ConfigError(join(prefix, key), None, f"required: one of: {', '.join(options)}")
+        raise ConfigError(join(prefix, key), None, "required: " + one_of(None, options))
     if value not in options:
-        raise ConfigError(join(prefix, key), value, f"one of: {', '.join(options)}")
+        raise ConfigError(join(prefix, key), value, one_of(value, options))
     return value
 
 

@@ -6,6 +6,10 @@ Plain PyTorch, two lines::
     cbp = CBP(replacement_rate=1e-4, maturity_threshold=100).attach(net, optimizer)
     # the training loop is unchanged: forward, loss.backward(), optimizer.step()
 
+A unit is replaced only once it is older than ``maturity_threshold`` optimizer steps (default
+10,000): ``attach(..., expected_updates=n)`` warns at once when a loop of ``n`` steps is too
+short for any, and ``cbp.detach()`` warns when none was replaced for that reason.
+
 After every ``optimizer.step()``, for each hidden layer, with h the layer's features on that step's
 minibatch (the latest forward run with gradients enabled):
 
@@ -312,4 +316,16 @@ class CBP(Method):
             f"maturity_threshold={self.maturity_threshold} optimizer steps is beyond this run's at "
             f"most {updates} (oldest unit {oldest}): no unit becomes eligible, so none will be "
             "replaced. Train longer or lower maturity_threshold"
+        )
+
+    def idle_reason(self) -> str | None:
+        if any(self.replaced_total.values()):
+            return None
+        oldest = max(int(s.age.max()) for s in self.units)
+        if oldest > self.maturity_threshold:
+            return None
+        return (
+            f"no unit became older than maturity_threshold={self.maturity_threshold} optimizer "
+            f"steps in the {self.steps} it took (oldest unit {oldest}), so none was replaced. "
+            "Train longer or lower maturity_threshold"
         )

@@ -84,6 +84,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from rl_plasticity.errors import warn_user
 from rl_plasticity.plasticity.core import (
     ActivationRecorder,
     InputRecorder,
@@ -99,7 +100,7 @@ from rl_plasticity.plasticity.registry import (
     register_method,
     registered_methods,
 )
-from rl_plasticity.validate import check_optional_int
+from rl_plasticity.validate import check_int, check_optional_int
 
 __all__ = [
     "Method",
@@ -173,6 +174,8 @@ class Method:
         self._handles: list = []
         #: with a max_grad_norm: (parameters, max norm, squared gradient norm of each)
         self._clip: tuple[list[torch.Tensor], float, dict[int, torch.Tensor]] | None = None
+        #: a warning that it cannot act (or did not) was given: each instance warns once
+        self._warned_idle = False
 
     # -- hooks (override what the method needs) --------------------------------------------------
 
@@ -245,6 +248,23 @@ class Method:
         """
         return None
 
+    def idle_reason(self) -> str | None:
+        """Why the method has not acted in the optimizer steps it took so far, or None (it acted,
+        or it has no setting that holds it back). Read by :meth:`detach`.
+
+        :return: a warning message, or None
+        """
+        return None
+
+    def warn_idle(self, reason: str) -> None:
+        """Warn once per instance, plainly and naming the method, that it cannot act (or did not).
+
+        :param reason: what :meth:`check_reachable` or :meth:`idle_reason` said
+        """
+        if not self._warned_idle:
+            self._warned_idle = True
+            warn_user(f"{type(self).__name__}: {reason}")
+
     # -- attaching -------------------------------------------------------------------------------
 
     def attach(
@@ -257,6 +277,7 @@ class Method:
         heads: Mapping[str, Sequence[nn.Linear]] | None = None,
         reinit: Reinit | None = None,
         max_grad_norm: float | None = None,
+        expected_updates: int | None = None,
     ) -> Method:
         """Attach to ``module`` trained by ``optimizer`` and install the hooks it needs.
 
@@ -273,6 +294,10 @@ class Method:
         :param max_grad_norm: the norm to which the algorithm clips the gradient of the
             optimizer's parameters before each step (None: it does not clip); a loss term is
             then clipped with the loss, as the references add it (see the module docstring)
+        :param expected_updates: optimizer steps this network will take (your loop's length);
+            when given, a setting that cannot act within them warns now (CBP's maturity
+            threshold beyond the run). Without it, :meth:`detach` warns if the method never
+            acted; the SB3 callback passes the run's own count
         :return: self
         :raises ValueError: when the method needs hidden layers and ``module`` has none
         """
@@ -308,10 +333,24 @@ class Method:
             if clip:
                 self._handles.append(optimizer.register_step_pre_hook(self._clip_again))
         self.setup()
+        if expected_updates is not None:
+            reason = self.check_reachable(check_int("expected_updates", expected_updates, 0))
+            if reason is not None:
+                self.warn_idle(reason)
         return self
 
-    def detach(self) -> None:
-        """Remove every hook; the network and optimizer stay as they are."""
+    def detach(self, *, warn_if_idle: bool = True) -> None:
+        """Remove every hook; the network and optimizer stay as they are.
+
+        :param warn_if_idle: warn (once) when the method took optimizer steps and never acted
+            (:meth:`idle_reason`): plain PyTorch's point to learn that a setting held it back.
+            The SB3 callback passes False: it detaches after every ``learn()``, which may be one
+            part of a longer run, and warns at the start from the run's length instead
+        """
+        if warn_if_idle and self.steps:
+            reason = self.idle_reason()
+            if reason is not None:
+                self.warn_idle(reason)
         for handle in self._handles:
             handle.remove()
         self._handles = []

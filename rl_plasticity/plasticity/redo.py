@@ -100,6 +100,14 @@ class ReDo(Method):
             f"{updates}: no unit will be reset. Train longer or lower every_updates"
         )
 
+    def idle_reason(self) -> str | None:
+        if self.steps >= self.every_updates:
+            return None
+        return (
+            f"every_updates={self.every_updates} optimizer steps is more than the {self.steps} it "
+            "took: no unit was checked or reset. Train longer or lower every_updates"
+        )
+
     def state_dict(self) -> dict:
         """Step count, bounds, counters and the generator's state."""
         return {

@@ -3,49 +3,56 @@
 ``@register_method("cbp")`` names a method for agent specs (``[method] name = "cbp"``) and the
 SB3 callback (``MethodCallback("cbp", ...)``); :func:`make_method` builds one, unattached, from its
 settings, which are the keyword-only parameters of its ``__init__`` (:func:`method_settings`).
-The built-in methods are the modules of :data:`BUILTIN_MODULES`; ``rlp docs`` writes their list
-into ``docs/methods.md``.
+
+Where methods come from (:func:`registered_methods` imports them all):
+
+* the built-in ones: every module of this package (:func:`builtin_modules`, no list kept by
+  hand); ``rlp docs`` writes them into ``docs/methods.md``;
+* an installed package's: the modules named by its entry points in the group
+  :data:`ENTRY_POINT_GROUP` (``rl_plasticity.methods``), imported once;
+* a user's own file or module: :func:`import_methods` (an agent spec's ``method_modules``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import inspect
+import pkgutil
+import sys
 import warnings
 from collections.abc import Callable, Mapping
+from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rl_plasticity.errors import ConfigError
+from rl_plasticity.errors import ConfigError, one_of
 
 if TYPE_CHECKING:
     from rl_plasticity.plasticity.protocol import Method
 
-#: Modules that define the built-in methods; imported by :func:`registered_methods`.
-BUILTIN_MODULES = (
-    "rl_plasticity.plasticity.cbp",
-    "rl_plasticity.plasticity.redo",
-    "rl_plasticity.plasticity.snp",
-    "rl_plasticity.plasticity.l2init",
-    "rl_plasticity.plasticity.reset",
-    "rl_plasticity.plasticity.layernorm",
-    "rl_plasticity.plasticity.crelu",
-    "rl_plasticity.plasticity.fourier",
-    "rl_plasticity.plasticity.nap",
-    "rl_plasticity.plasticity.layer_reset",
-    "rl_plasticity.plasticity.injection",
-    "rl_plasticity.plasticity.er",
-    "rl_plasticity.plasticity.parseval",
-    "rl_plasticity.plasticity.spectral",
-    "rl_plasticity.plasticity.noisy_sgd",
-    "rl_plasticity.plasticity.weight_clipping",
-    "rl_plasticity.plasticity.regrama",
-    "rl_plasticity.plasticity.upgd",
-    "rl_plasticity.plasticity.trac",
-)
+#: Entry-point group of packages that bring methods (in their pyproject.toml:
+#: ``[project.entry-points."rl_plasticity.methods"]`` ``my_methods = "my_package.methods"``); each
+#: entry's module is imported, which registers its ``@register_method`` classes.
+ENTRY_POINT_GROUP = "rl_plasticity.methods"
 
 _REGISTRY: dict[str, type[Method]] = {}
-#: Built-in modules whose import failed (a missing dependency), by module name.
+#: Modules (built-in or an entry point's) whose import failed (a missing dependency), by name.
 _FAILED: dict[str, ImportError] = {}
+#: Entry points already loaded (each once per process).
+_LOADED_ENTRY_POINTS: set[str] = set()
+
+
+def builtin_modules() -> list[str]:
+    """Every module of this package, in name order: those that define methods register them on
+    import, the others (the protocol, layers, optimizers) are imported anyway by the methods.
+
+    :return: dotted module names
+    """
+    folder = str(Path(__file__).parent)
+    return [f"{__package__}.{m.name}" for m in pkgutil.iter_modules([folder]) if not m.ispkg]
+
 
 M = TypeVar("M", bound="type[Method]")
 
@@ -71,29 +78,70 @@ def register_method(name: str) -> Callable[[M], M]:
 
 
 def registered_methods() -> dict[str, type[Method]]:
-    """Every registered method by name (the built-in ones are imported first).
+    """Every registered method by name (the built-in ones and the entry points' imported first).
 
-    A built-in module whose own dependency is missing (e.g. ``trac-optimizer``) is skipped with a
+    A module whose own dependency is missing (e.g. ``trac-optimizer``) is skipped with a
     warning, so one method that cannot load does not take every other one with it; asking for it
     by name raises the import error (:func:`method_class`).
 
     :return: name -> class
     """
-    for module in BUILTIN_MODULES:
-        if module in _FAILED:
-            continue
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            if exc.name == module:  # the module itself is missing: a bug here, not a dependency
-                raise
-            _FAILED[module] = exc
-            warnings.warn(
-                f"plasticity method module {module} could not be imported ({exc}); "
-                "its method is unavailable",
-                stacklevel=2,
-            )
+    for module in builtin_modules():
+        _import_once(module, module)
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in _LOADED_ENTRY_POINTS:
+            _LOADED_ENTRY_POINTS.add(entry.name)
+            _import_once(entry.module, f"{entry.module} (entry point {entry.name})")
     return dict(_REGISTRY)
+
+
+def _import_once(module: str, label: str) -> None:
+    """Import ``module`` (which registers its methods); a missing dependency is warned about."""
+    if module in _FAILED:
+        return
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        if exc.name == module:  # the module itself is missing: a bug, not a dependency
+            raise
+        _FAILED[module] = exc
+        warnings.warn(
+            f"plasticity method module {label} could not be imported ({exc}); "
+            "its methods are unavailable",
+            stacklevel=3,
+        )
+
+
+def import_methods(source: str) -> str:
+    """Import a user's module of methods, so that its ``@register_method`` classes register.
+
+    :param source: a ``.py`` file or an importable module name (``my_package.methods``)
+    :return: the module's name (a file is imported under a name made from its resolved path, so
+        importing it again, from any process, finds the same module)
+    :raises ConfigError: for a file that does not exist or a module that cannot be imported
+    """
+    if not source.endswith(".py"):
+        try:
+            importlib.import_module(source)
+        except ImportError as exc:
+            raise ConfigError("method_modules", source, f"an importable module ({exc})") from None
+        return source
+    path = Path(source).resolve()
+    if not path.is_file():
+        raise ConfigError("method_modules", source, f"a .py file; {path} does not exist")
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    name = f"rlp_methods_{path.stem}_{digest}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before running it, as import does (dataclasses need it)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return name
 
 
 def method_class(name: str | type[Method]) -> type[Method]:
@@ -114,7 +162,7 @@ def method_class(name: str | type[Method]) -> type[Method]:
         for module, exc in _FAILED.items():
             if module.rpartition(".")[2] == name:
                 raise ImportError(f"method {name!r} could not be imported: {exc}") from exc
-        raise ConfigError("method.name", name, "one of: " + ", ".join(sorted(methods)))
+        raise ConfigError("method.name", name, one_of(name, sorted(methods)))
     return methods[name]
 
 

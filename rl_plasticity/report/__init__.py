@@ -4,8 +4,10 @@ Modules, one concern each: :mod:`.runs` (run directories read, grouped into rows
 pooled, filtered, duplicates found), :mod:`.changes` (change steps and drifting values),
 :mod:`.statistics` (pure numpy/scipy: IQM and bootstrap intervals, recovery time, area between
 curves, probability of improvement, performance profiles, stratified bootstrap), :mod:`.tables`
-(the report's tables from runs), :mod:`.names` (readable names of layers, networks and
-parameters; the metrics' titles, units and figures are in :mod:`rl_plasticity.metrics.registry`),
+(the report's tables from runs), :mod:`.names` (readable names of drifting parameters, from
+:mod:`rl_plasticity.nonstationary.parameters`; the metrics' titles, units and figures are in
+:mod:`rl_plasticity.metrics.registry`, the layers' and networks' names in
+:mod:`rl_plasticity.sb3.layer_names`),
 :mod:`.figures` and :mod:`.metric_figures` (the PNGs), :mod:`.markdown` (:func:`write_report`).
 """
 

@@ -21,6 +21,16 @@ def _nonstationary(run: Run) -> dict[str, Any] | None:
     return table if isinstance(table, dict) else None
 
 
+def drift_modes(run: Run) -> dict[str, str]:
+    """The mode of each drifting parameter of a run (the permutations have none).
+
+    :param run: the run (its env spec in ``config.json``)
+    :return: parameter -> ``"scale"`` or ``"absolute"``
+    """
+    table = _nonstationary(run) or {}
+    return {d["parameter"]: d["mode"] for d in table.get("drift", []) if "mode" in d}
+
+
 def schedule_change_points(table: dict[str, Any], n: int) -> list[int]:
     """The first ``n`` change points of the piecewise schedules of a ``[nonstationary]`` table.
 

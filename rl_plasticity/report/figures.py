@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
-from rl_plasticity.report.changes import drift_values, phase_boundaries
+from rl_plasticity.report.changes import drift_modes, drift_values, phase_boundaries
 from rl_plasticity.report.names import parameter_name
 from rl_plasticity.report.runs import Run, by_attribute
 from rl_plasticity.report.statistics import (
@@ -273,10 +273,10 @@ def plot_returns(env: str, runs: list[Run], path: Path, colors: dict[str, str]) 
     legend_outside(ax, fontsize=8)
     if drift:
         low_ax = axes[1]
-        for key, values in drift.items():
-            low_ax.step(x_drift, values, where="post", linewidth=1.2, label=parameter_name(key))
+        names = [parameter_name(k, drift_modes(runs[0])) for k in drift]
+        for name, values in zip(names, drift.values(), strict=True):
+            low_ax.step(x_drift, values, where="post", linewidth=1.2, label=name)
         mark_changes(low_ax, boundaries, label=False)
-        names = [parameter_name(k) for k in drift]
         low_ax.set_ylabel(names[0] if len(names) == 1 else "value", fontsize=8)
         low_ax.set_title("drifting parameter" + ("s" if len(names) > 1 else ""), fontsize=9)
         style_axes(low_ax, last=last_step(runs))

@@ -28,6 +28,7 @@ from rl_plasticity.report.runs import (
     Run,
     by_attribute,
     drop_duplicates,
+    identical_warnings,
     label_rows,
     length_warnings,
     load_runs,
@@ -362,7 +363,7 @@ def write_report(
     found = load_runs(run_root)
     if not found:
         raise ConfigError(
-            "dir",
+            "folder of runs",
             str(run_root),
             "a folder holding runs (run directories with a config.json, as "
             "rlp train and rlp sweep write them); it holds none",
@@ -373,7 +374,7 @@ def write_report(
     runs, warnings = drop_duplicates(runs)
     statuses = ("done", "interrupted", "running") if unfinished else ("done",)
     used = [r for r in runs if r.status in statuses]
-    warnings += length_warnings(used)
+    warnings += length_warnings(used) + identical_warnings(used)
     for warning in warnings:
         print(f"rlp report: warning: {warning}", file=sys.stderr)
     colors = colors_for(r.label for r in runs)

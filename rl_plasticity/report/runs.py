@@ -294,6 +294,45 @@ def length_warnings(runs: list[Run]) -> list[str]:
     return warnings
 
 
+def identical_warnings(runs: list[Run]) -> list[str]:
+    """One warning per pair of rows of an environment whose runs are the same, seed by seed.
+
+    With paired seeds two agents differ only where their specs differ (``DESIGN.md``, "Paired
+    experiments"), so a method that never acted (CBP whose maturity threshold is beyond the run)
+    gives its control's runs exactly: the report says so rather than showing two equal rows as
+    two results.
+
+    :param runs: the runs the report uses, labelled
+    :return: e.g. ``"identical runs in slippery-ant: ppo and ppo-cbp (seeds 0, 1) ..."``
+    """
+    warnings = []
+    for env, env_runs in by_attribute(runs, "env_label").items():
+        rows = {
+            label: {r.seed: r.episodes for r in row}
+            for label, row in by_attribute(env_runs, "label").items()
+        }
+        labels = list(rows)
+        for i, a in enumerate(labels):
+            for b in labels[i + 1 :]:
+                seeds = sorted(set(rows[a]) & set(rows[b]))
+                if seeds and all(_same_episodes(rows[a][s], rows[b][s]) for s in seeds):
+                    warnings.append(
+                        f"identical runs in {env}: {a} and {b} (seeds "
+                        f"{', '.join(map(str, seeds))}) ended the same episodes with the same "
+                        "returns; with paired seeds this means their difference never acted "
+                        "(e.g. a method whose setting is beyond the run's length)"
+                    )
+    return warnings
+
+
+def _same_episodes(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    """Whether two runs' ``episodes.csv`` have equal steps and returns (and at least one)."""
+    keys = ("timestep", "return")
+    if any(k not in a or k not in b for k in keys) or a["timestep"].size == 0:
+        return False
+    return all(np.array_equal(a[k], b[k], equal_nan=True) for k in keys)
+
+
 def by_attribute(runs: Iterable[Run], attribute: str) -> dict[str, list[Run]]:
     """Runs grouped by one attribute's value, in first-seen order.
 

@@ -160,14 +160,15 @@ class MethodCallback(BaseCallback):
         if updates is not None:
             reasons = [m.check_reachable(updates) for m in self.methods.values()]
             if reasons and all(reasons):
-                warn_user(f"{self.label}: {reasons[0]}")
+                first = next(iter(self.methods.values()))
+                first.warn_idle(reasons[0])
 
     def _on_training_end(self) -> None:
         self._replaced = self.replaced_total
         self._counts = self.counters
         self._pending = {name: method.state_dict() for name, method in self.methods.items()}
         for method in self.methods.values():
-            method.detach()
+            method.detach(warn_if_idle=False)
         self.methods = {}
 
     def _on_step(self) -> bool:

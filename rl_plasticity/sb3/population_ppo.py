@@ -45,7 +45,7 @@ and Adam moments after one ``train()`` equal the single FastPPO's within float r
 (``tests/test_population_ppo.py``; batched products round differently from single ones, about
 1e-6 in an action). In a chaotic environment such differences grow (HalfCheetah's observations
 part after tens of steps), so a member and the single run of its seed are alike in distribution,
-not step by step: ``bench/population_equivalence.py`` tests that over seeds.
+not step by step: ``bench/bench_population.py --equivalence`` tests that over seeds.
 """
 
 from __future__ import annotations

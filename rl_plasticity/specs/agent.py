@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rl_plasticity.catalog import SPEC_ACTIVATIONS, init_names
-from rl_plasticity.errors import ConfigError
+from rl_plasticity.errors import ConfigError, one_of
 from rl_plasticity.overrides import Assignment, name_suffix
 from rl_plasticity.overrides import apply as apply_overrides
 from rl_plasticity.specs.checks import check_kwargs, check_named_table, check_table
@@ -48,6 +48,11 @@ AGENT_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
         "([[method]]: several methods, applied in order)",
     ),
     "metrics": (dict, "a table of PlasticityMetrics settings, or enabled = false"),
+    "method_modules": (
+        list,
+        "a list of a user's modules of methods to import: .py files (relative to this spec's "
+        "folder) or module names",
+    ),
 }
 
 
@@ -75,6 +80,8 @@ class AgentSpec:
         of such tables, several methods composed in their listed order (see
         :func:`check_composition`)
     :param metrics: PlasticityMetrics settings; ``enabled = false`` turns the callback off
+    :param method_modules: a user's modules of methods, imported before a method is looked up
+        (absolute ``.py`` paths or module names; see ``docs/methods.md``)
     """
 
     name: str
@@ -93,6 +100,16 @@ class AgentSpec:
     optimizer: dict[str, Any] = field(default_factory=dict)
     method: dict[str, Any] | list[dict[str, Any]] = field(default_factory=lambda: {"name": "none"})
     metrics: dict[str, Any] = field(default_factory=dict)
+    method_modules: list[str] = field(default_factory=list)
+
+    def import_methods(self) -> None:
+        """Import :attr:`method_modules` (their methods register; importing again does nothing).
+        Called wherever a method is built, so a process that received the spec (a sweep's
+        worker) finds the user's methods too."""
+        from rl_plasticity.plasticity.registry import import_methods
+
+        for source in self.method_modules:
+            import_methods(source)
 
     @property
     def methods(self) -> list[dict[str, Any]]:
@@ -119,6 +136,7 @@ class AgentSpec:
         """
         from rl_plasticity.sb3.callbacks import MethodCallback, MethodCallbacks
 
+        self.import_methods()
         callbacks = []
         for i, table in enumerate(self.methods):
             settings = {k: v for k, v in table.items() if k != "name"}
@@ -280,22 +298,25 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
     """
     from rl_plasticity.metrics.callback import PlasticityMetrics
     from rl_plasticity.plasticity.optimizers import OPTIMIZERS
-    from rl_plasticity.plasticity.registry import registered_methods
+    from rl_plasticity.plasticity.registry import import_methods, registered_methods
 
     path, data = load_table("agents", name_or_path)
     try:
         data = apply_overrides(data, overrides)
         check_table(data, AGENT_KEYS)
         check_finite_tree(data)
+        modules = _method_modules(data.get("method_modules", []), path.parent)
+        for source in modules:
+            import_methods(source)
         algorithm = data.get("algorithm")
         if algorithm not in ALGORITHMS:
-            raise ConfigError("algorithm", algorithm, f"one of: {', '.join(ALGORITHMS)}")
+            raise ConfigError("algorithm", algorithm, one_of(algorithm, ALGORITHMS))
         policies = algorithm_class(algorithm).policy_aliases
         if "policy" in data and data["policy"] not in policies:
-            raise ConfigError("policy", data["policy"], f"one of: {', '.join(policies)}")
+            raise ConfigError("policy", data["policy"], one_of(data["policy"], policies))
         for key, allowed in (("init", INITS), ("vec_env", VEC_ENVS), ("device", DEVICES)):
             if key in data and data[key] not in allowed:
-                raise ConfigError(key, data[key], f"one of: {', '.join(allowed)}")
+                raise ConfigError(key, data[key], one_of(data[key], allowed))
         for key, most in (("n_envs", MAX_ENVS), ("torch_threads", 1024)):
             check_int(key, data.get(key, 1), 1, most)
         check_int("checkpoint_every", data.get("checkpoint_every", 1), 1)
@@ -314,7 +335,7 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
         activation = policy_kwargs.get("activation", "relu")
         if activation not in ACTIVATIONS:
             raise ConfigError(
-                "policy_kwargs.activation", activation, f"one of: {', '.join(ACTIVATIONS)}"
+                "policy_kwargs.activation", activation, one_of(activation, ACTIVATIONS)
             )
         if "net_arch" in policy_kwargs:
             check_net_arch("policy_kwargs.net_arch", policy_kwargs["net_arch"])
@@ -360,6 +381,7 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
             optimizer=optimizer,
             method=method,
             metrics={"enabled": enabled, **metrics},
+            method_modules=modules,
         )
         # Build the method and metrics objects once so that value errors (a negative rate) surface
         # now, with the file named, rather than minutes into a run.
@@ -368,6 +390,27 @@ def load_agent_spec(name_or_path: str | Path, overrides: Assignment = ()) -> Age
         return spec
     except ConfigError as e:
         raise e.with_file(_blame(path, e.key, overrides)) from None
+
+
+def _method_modules(sources: list[Any], folder: Path) -> list[str]:
+    """``method_modules`` with each ``.py`` file made absolute (from the spec's folder), so that
+    the spec, wherever it is used next (a sweep's worker, ``config.json``), names the same file.
+
+    :raises ConfigError: for an entry that is not a string, or a file that does not exist
+    """
+    resolved = []
+    for i, source in enumerate(sources):
+        if not isinstance(source, str) or not source:
+            raise ConfigError(f"method_modules[{i}]", source, "a .py file or a module name")
+        if source.endswith(".py"):
+            path = (folder / source).resolve()
+            if not path.is_file():
+                raise ConfigError(
+                    f"method_modules[{i}]", source, f"an existing .py file ({path} is none)"
+                )
+            source = str(path)
+        resolved.append(source)
+    return resolved
 
 
 def _blame(path: Path, key: str, overrides: Assignment) -> str:

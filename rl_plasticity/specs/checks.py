@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from rl_plasticity.errors import ConfigError
+from rl_plasticity.errors import ConfigError, one_of
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:
@@ -109,7 +109,7 @@ def check_named_table(
     name = table.get("name")
     allowed = [*extra, *registry]
     if name not in allowed:
-        raise ConfigError(f"{key}.name", name, f"one of: {', '.join(allowed)}")
+        raise ConfigError(f"{key}.name", name, one_of(name, allowed))
     settings = {k: v for k, v in table.items() if k != "name"}
     if name in extra:
         if settings:

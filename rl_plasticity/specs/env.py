@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ from rl_plasticity.errors import ConfigError
 from rl_plasticity.specs.checks import check_kwargs, check_table
 from rl_plasticity.specs.files import load_table
 from rl_plasticity.validate import check_finite_tree
+
+#: The MuJoCo warning gymnasium's HalfCheetah-v5 model raises when it is compiled (a regex).
+SETTOTALMASS = r"MuJoCo: compiler attribute 'settotalmass' is deprecated"
 
 ENV_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "description": (str, "a one-line string"),
@@ -55,9 +59,14 @@ class EnvSpec:
         """
         import gymnasium as gym
 
+        from rl_plasticity.nonstationary.physics import MujocoWarning
         from rl_plasticity.nonstationary.wrapper import NonstationaryWrapper
 
-        env = gym.make(self.env_id, **{**self.env_kwargs, **kwargs})
+        with warnings.catch_warnings():
+            # gymnasium's own HalfCheetah-v5 XML uses the deprecated settotalmass: nothing the
+            # user wrote or can change, on every run. Only that message is silenced.
+            warnings.filterwarnings("ignore", SETTOTALMASS, MujocoWarning)
+            env = gym.make(self.env_id, **{**self.env_kwargs, **kwargs})
         if self.nonstationary is not None:
             env = NonstationaryWrapper(
                 env, self.nonstationary, n_envs=n_envs, start_step=start_step, seed=seed

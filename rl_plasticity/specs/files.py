@@ -11,7 +11,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from rl_plasticity.errors import ConfigError
+from rl_plasticity.errors import ConfigError, did_you_mean
 
 KINDS = ("envs", "agents", "studies")
 
@@ -52,7 +52,11 @@ def find_spec(kind: str, name_or_path: str | Path) -> Path:
     shipped = available_specs(kind)
     if text in shipped:
         return shipped[text]
-    raise ConfigError(key, text, f"a spec name (one of: {', '.join(shipped)}) or a .toml path")
+    raise ConfigError(
+        key,
+        text,
+        f"a spec name (one of: {', '.join(shipped)}) or a .toml path{did_you_mean(text, shipped)}",
+    )
 
 
 def read_toml(path: Path) -> dict[str, Any]:
