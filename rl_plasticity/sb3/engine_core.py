@@ -13,7 +13,8 @@ P is only how the members' networks are evaluated, never the loop around them:
   (:func:`~rl_plasticity.sb3.ppo_loss.ppo_loss`). The networks and the optimizer step are an
   :class:`UpdateNetworks`: :class:`ModuleUpdate` runs one member through its policy's modules and
   its own optimizer (so the plasticity methods' and metrics' hooks see the training forwards and
-  steps), :class:`StackedUpdate` runs P members on stacked parameters with one Adam.
+  steps), :class:`~rl_plasticity.sb3.member_stacks.UpdateStacks` runs P members on stacked
+  parameters with one Adam, their methods in population form.
 
 What runs on a member's behalf (its random states, and catching its errors in a population) is a
 :class:`Members`: :class:`Solo` for one run, the population for P.
@@ -29,7 +30,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rl_plasticity.sb3.member_stacks import RolloutStacks, UpdateStacks, run_steps
+from rl_plasticity.sb3.member_stacks import RolloutStacks, run_steps
 from rl_plasticity.sb3.ppo_loss import LOG_SQRT_2PI, PPOBatch, PPOLossSettings, ppo_loss
 
 if TYPE_CHECKING:
@@ -260,31 +261,6 @@ class ModuleUpdate:
         """Nothing: the member's own tensors were trained."""
 
 
-class StackedUpdate:
-    """P members on stacked parameters: one batched forward and backward, clipping per member
-    (its own norm), one Adam over the stacks; parameters and moments written back at the end.
-
-    :param members: members that ``population_ppo.batched_update_reason`` accepts
-    """
-
-    def __init__(self, members: Sequence[FastPPO]) -> None:
-        self.stacks = UpdateStacks(members)
-        self.log_std = self.stacks.log_std
-        self.max_grad_norm = members[0].max_grad_norm
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.stacks.forward(obs)
-
-    def step(self, loss: torch.Tensor) -> None:
-        self.stacks.optimizer.zero_grad(set_to_none=False)
-        loss.sum().backward()
-        self.stacks.clip_per_member(self.max_grad_norm)
-        self.stacks.optimizer.step()
-
-    def finish(self) -> None:
-        self.stacks.write_back()
-
-
 def buffer_tensors(members: Sequence[FastPPO]) -> list[torch.Tensor]:
     """The members' rollout buffers flattened as ``RolloutBuffer.get`` flattens them, stacked:
     observations, actions, values, log-probabilities, advantages, returns, each (P, samples,
@@ -305,7 +281,7 @@ def ppo_update(
 
     :param members: the members
     :param networks: their networks and optimizer step (:class:`ModuleUpdate` for one member,
-        :class:`StackedUpdate` for several)
+        ``member_stacks.UpdateStacks`` for several)
     :param permutation: each epoch's sample order per member, (P, samples), drawn when the epoch
         starts (where ``RolloutBuffer.get`` draws it)
     """

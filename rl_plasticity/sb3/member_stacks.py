@@ -8,18 +8,22 @@
   per Linear for all members.
 * :class:`RolloutStacks`: the members' actor and critic parameters stacked for the rollout's
   batched forward, stacked again when a member's tensor changes.
-* :class:`UpdateStacks`: the members' trained parameters and Adam state as stacks with gradients,
-  for one batched update, copied back into the members afterwards.
+* :class:`UpdateStacks`: P members' update on stacks: their trained parameters and Adam state
+  as stacks with gradients, their plasticity methods in population form, their metrics'
+  gradient norms; copied back into the members afterwards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from rl_plasticity.plasticity.protocol import Method, implements
+from rl_plasticity.plasticity.stacked import MemberStacks
 
 if TYPE_CHECKING:
     from rl_plasticity.sb3.fast_ppo import FastPPO
@@ -87,6 +91,7 @@ def stacked_forward(
     tensors: Sequence[Sequence[torch.Tensor]],
     x: torch.Tensor,
     transposed: bool = False,
+    record: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Run the members' networks on ``x`` (P, batch, in) as batched products.
 
@@ -95,15 +100,18 @@ def stacked_forward(
     :param x: the members' inputs
     :param transposed: the weights are stacked transposed, (P, in, out) (contiguous: read in
         order by the batch-1 product, about a tenth faster than through a transposed view)
+    :param record: called with (step index, output) after each activation step
     :return: (P, batch, out)
     """
-    for (function, _), stacked in zip(steps, tensors, strict=True):
+    for index, ((function, _), stacked) in enumerate(zip(steps, tensors, strict=True)):
         if stacked:
             weight, bias = stacked
             weight = weight if transposed else weight.transpose(1, 2)
             x = torch.baddbmm(bias.unsqueeze(1), x, weight)
         else:
             x = function(x)
+            if record is not None:
+                record(index, x)
     return x
 
 
@@ -151,14 +159,27 @@ class RolloutStacks:
 
 
 class UpdateStacks:
-    """The members' trained parameters (:func:`trained_tensors`) as leaf stacks with gradients,
-    and one Adam over them holding the members' moments: per-member Adam, since Adam is
-    elementwise and every member has taken the same number of steps.
+    """P members' update on stacks (the engine core's ``UpdateNetworks`` for a population): their
+    trained parameters (:func:`trained_tensors`) as leaf stacks with gradients, one Adam over them
+    holding the members' moments (per-member Adam: Adam is elementwise and every member has taken
+    the same number of steps), the members' plasticity methods in their population forms
+    (``Method.stacked_before_step`` / ``stacked_after_step``, on
+    :class:`~rl_plasticity.plasticity.stacked.MemberStacks`), and the gradient norms the members'
+    metrics callbacks record (their ``record_gradient_norms``). Parameters and moments are copied
+    back into the members by :meth:`finish`.
 
     :param members: members on one plain ``torch.optim.Adam`` group each, with equal settings
+    :param methods: per member, its attached methods (the same classes and settings for every
+        member, each with a population form)
+    :param metrics: per member, its metrics callbacks
     """
 
-    def __init__(self, members: Sequence[FastPPO]) -> None:
+    def __init__(
+        self,
+        members: Sequence[FastPPO],
+        methods: Sequence[Sequence[Method]] = (),
+        metrics: Sequence[Sequence[Any]] = (),
+    ) -> None:
         self.members = list(members)
         self.per_member = [trained_tensors(m) for m in members]
         self.stacks = [
@@ -166,14 +187,22 @@ class UpdateStacks:
             for group in zip(*self.per_member, strict=True)
         ]
         self.optimizer = self._adam()
+        self.max_grad_norm = members[0].max_grad_norm
         pi, vf = policy_steps(members[0])
         self.pi_steps, self.vf_steps = pi, vf
-        tensors, position = [], 0
+        tensors, position, weights = [], 0, []
         for _, bound in pi + vf:
             tensors.append(tuple(self.stacks[position : position + len(bound)]))
+            weights.append(position if bound else None)
             position += len(bound)
         self.pi, self.vf = tensors[: len(pi)], tensors[len(pi) :]
         self.log_std = self.stacks[-1]
+        #: per step of the actor and the critic, the stack position of the Linear before it
+        self._feature_keys = [None, *weights[:-1]]
+        self.member_stacks = MemberStacks(self.stacks, self.per_member, self.optimizer)
+        # The n-th method of every member, together (one population form call each).
+        self.methods = [list(group) for group in zip(*methods, strict=True)] if methods else []
+        self.metrics = [list(m) for m in metrics]
 
     def _adam(self) -> torch.optim.Adam:
         """One Adam over the stacks, with the members' hyperparameters and moments."""
@@ -196,22 +225,56 @@ class UpdateStacks:
         return optimizer
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The members' Gaussian means (P, batch, actions) and values (P, batch)."""
-        mean = stacked_forward(self.pi_steps, self.pi, obs)
-        return mean, stacked_forward(self.vf_steps, self.vf, obs).squeeze(-1)
+        """The members' Gaussian means (P, batch, actions) and values (P, batch); each hidden
+        layer's features kept for the methods (as ``ActivationRecorder`` keeps a training
+        forward's)."""
+        features = self.member_stacks.features
+        n_pi = len(self.pi_steps)
 
-    def clip_per_member(self, max_norm: float) -> None:
+        def record_pi(index: int, x: torch.Tensor) -> None:
+            features[self._feature_keys[index]] = x.detach()
+
+        def record_vf(index: int, x: torch.Tensor) -> None:
+            features[self._feature_keys[n_pi + index]] = x.detach()
+
+        mean = stacked_forward(self.pi_steps, self.pi, obs, record=record_pi)
+        values = stacked_forward(self.vf_steps, self.vf, obs, record=record_vf)
+        return mean, values.squeeze(-1)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """The members' gradients, their methods' terms, clipping per member, one Adam step, the
+        methods' after-step work: the order of a single run's ``train()`` and its optimizer
+        hooks (plasticity/protocol.py), to float rounding (a loss term is added before the clip
+        instead of the clip being undone for it)."""
+        self.optimizer.zero_grad(set_to_none=False)
+        loss.sum().backward()
+        for group in self.methods:
+            if _adds_loss(group[0]):
+                type(group[0]).stacked_before_step(group, self.member_stacks)
+        self._clip_per_member()
+        for group in self.methods:
+            if implements(group[0], "before_step") and not _adds_loss(group[0]):
+                type(group[0]).stacked_before_step(group, self.member_stacks)
+        self.optimizer.step()
+        for group in self.methods:
+            for method in group:
+                method.steps += 1
+            type(group[0]).stacked_after_step(group, self.member_stacks)
+        self.member_stacks.features.clear()
+
+    def _clip_per_member(self) -> None:
         """``clip_grad_norm_`` for each member: its own norm over all its gradients, its own
         factor (at most 1, as torch clamps it; a factor of exactly 1 changes nothing)."""
-        grads = [s.grad.flatten(1) for s in self.stacks]
-        norms = torch.stack([g.norm(dim=1) for g in grads]).norm(dim=0)
-        factor = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        norms = torch.stack([s.grad.flatten(1).norm(dim=1) for s in self.stacks]).norm(dim=0)
+        factor = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
         if bool((factor < 1).any()):
             for stack in self.stacks:
                 stack.grad.mul_(factor.view(-1, *([1] * (stack.dim() - 1))))
 
-    def write_back(self) -> None:
-        """Copy the stacks' values and Adam's moments back into each member."""
+    def finish(self) -> None:
+        """Copy the stacks' values and Adam's moments back into each member; hand each member's
+        metrics callbacks the norms of its last step's gradients."""
+        norms = [s.grad.flatten(1).norm(dim=1) for s in self.stacks]
         with torch.no_grad():
             for j, stack in enumerate(self.stacks):
                 state = self.optimizer.state[stack]
@@ -223,3 +286,14 @@ class UpdateStacks:
                         "exp_avg": state["exp_avg"][i].clone(),
                         "exp_avg_sq": state["exp_avg_sq"][i].clone(),
                     }
+        for i, (model, callbacks) in enumerate(zip(self.members, self.metrics, strict=False)):
+            by_param = {id(p): norms[j][i] for j, p in enumerate(self.per_member[i])}
+            for callback in callbacks:
+                callback.record_gradient_norms(model.policy.optimizer, by_param)
+
+
+def _adds_loss(method: Method) -> bool:
+    """Whether a method's pre-step work is a loss term's gradient (clipped with the loss)."""
+    return implements(method, "loss_term") or (
+        method.before_step_is_loss and implements(method, "before_step")
+    )

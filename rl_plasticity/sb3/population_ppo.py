@@ -68,20 +68,10 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.sb3.engine_core import StackedUpdate, collect_rollouts, ppo_update
+from rl_plasticity.sb3.batched_update import batched_update_reason, watchers
+from rl_plasticity.sb3.engine_core import collect_rollouts, ppo_update
 from rl_plasticity.sb3.fast_ppo import FastPPO
-from rl_plasticity.sb3.member_stacks import policy_steps, trained_tensors
-
-#: The settings members must share to be updated as one (read from each member).
-SHARED_SETTINGS = (
-    "n_epochs",
-    "batch_size",
-    "normalize_advantage",
-    "max_grad_norm",
-    "vf_coef",
-    "ent_coef",
-    "target_kl",
-)
+from rl_plasticity.sb3.member_stacks import UpdateStacks, policy_steps
 
 
 @dataclass
@@ -109,7 +99,7 @@ class MemberRandom:
         random.setstate(self.python_state)
 
 
-def population_reason(members: Sequence[FastPPO]) -> str | None:
+def ppo_population_reason(members: Sequence[FastPPO]) -> str | None:
     """Why these models cannot train as one population (None when they can).
 
     :param members: the models, one per seed
@@ -168,7 +158,8 @@ class PopulationPPO:
         built (:meth:`MemberRandom.capture`); None: the current states for every member (only
         right for a single member). :meth:`build` captures them for you.
     :param verbose: 1: print how updates run when that changes
-    :raises ConfigError: when the models cannot train as one population (:func:`population_reason`)
+    :raises ConfigError: when the models cannot train as one population
+        (:func:`ppo_population_reason`)
     """
 
     def __init__(
@@ -177,7 +168,7 @@ class PopulationPPO:
         random_states: Sequence[MemberRandom] | None = None,
         verbose: int = 0,
     ) -> None:
-        reason = population_reason(members)
+        reason = ppo_population_reason(members)
         if reason is not None:
             raise ConfigError("members", f"{len(members)} models", f"a population: {reason}")
         self.members = list(members)
@@ -192,6 +183,8 @@ class PopulationPPO:
         #: Members that raised, by index: the exception (the member stopped there; the others
         #: went on). ``learn`` raises only what is not one member's (a KeyboardInterrupt).
         self.errors: dict[int, Exception] = {}
+        #: each member's callback as its ``learn`` bound it (set by :meth:`learn`)
+        self._bound: list[BaseCallback | None] = [None] * len(self.members)
 
     @classmethod
     def build(
@@ -287,6 +280,7 @@ class PopulationPPO:
         callbacks = list(callback) if callback is not None else [None] * n
         ends: list[int] = [0] * n
         bound: list[BaseCallback | None] = [None] * n
+        self._bound = bound
         for k, model in enumerate(self.members):
 
             def setup(model: FastPPO = model, k: int = k) -> None:
@@ -330,7 +324,8 @@ class PopulationPPO:
         if not ks:
             return
         members = [self.members[k] for k in ks]
-        reason = batched_update_reason(members)
+        found = [watchers(self._bound[k]) for k in ks]
+        reason = batched_update_reason(members, found)
         mode = "batched" if reason is None else f"per member: {reason}"
         if mode != self.update_mode and self.verbose >= 1:
             print(f"PopulationPPO updates {mode}")
@@ -353,67 +348,8 @@ class PopulationPPO:
             return torch.from_numpy(np.stack([order[epoch] for order in orders]))
 
         try:
-            ppo_update(members, StackedUpdate(members), permutation)
+            stacks = UpdateStacks(members, [w.methods for w in found], [w.metrics for w in found])
+            ppo_update(members, stacks, permutation)
         except Exception as error:  # not one member's fault: every member of the update stops
             error.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
             self.errors.update(dict.fromkeys(ks, error))
-
-
-def _hooked(policy: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
-    """True when something watches the update: optimizer step hooks, module hooks, gradient
-    hooks."""
-    from torch.optim import optimizer as optim_module
-
-    if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:
-        return True
-    if optim_module._global_optimizer_pre_hooks or optim_module._global_optimizer_post_hooks:
-        return True
-    for module in policy.modules():
-        if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks:
-            return True
-        if module._backward_pre_hooks:
-            return True
-    return any(getattr(p, "_post_accumulate_grad_hooks", None) for p in policy.parameters())
-
-
-def batched_update_reason(members: Sequence[FastPPO]) -> str | None:
-    """Why these members' ``train()`` cannot run as one batched update (None when it can).
-
-    :param members: the members to update
-    """
-    first = members[0]
-    for index, model in enumerate(members):
-        optimizer = model.policy.optimizer
-        if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
-            return f"member {index}'s optimizer is not one plain torch.optim.Adam group"
-        group = optimizer.param_groups[0]
-        if group["amsgrad"] or group["maximize"] or group["differentiable"] or group["fused"]:
-            return "Adam with amsgrad, maximize, differentiable or fused"
-        if _hooked(model.policy, optimizer):
-            return "hooks on the update (a plasticity method or metrics callback)"
-        if model.target_kl is not None:
-            return "target_kl (each member may stop its epochs at a different time)"
-        for name in SHARED_SETTINGS:
-            if getattr(model, name) != getattr(first, name):
-                return f"members differ in {name}"
-        progress = (model._current_progress_remaining, first._current_progress_remaining)
-        same_schedule = model.clip_range(progress[0]) == first.clip_range(progress[1]) and (
-            model.lr_schedule(progress[0]) == first.lr_schedule(progress[1])
-        )
-        if not same_schedule or (model.clip_range_vf is None) != (first.clip_range_vf is None):
-            return "members differ in learning rate or clip range at this update"
-        hyper = {k: v for k, v in group.items() if k != "params"}
-        first_hyper = {k: v for k, v in first.policy.optimizer.param_groups[0].items()}
-        if any(hyper[k] != first_hyper[k] for k in hyper if k not in ("lr", "initial_lr")):
-            return "members' Adam settings differ"
-        if _adam_step(model) != _adam_step(first):
-            return "members' Adam has taken different numbers of steps"
-        named = {id(p) for p in model.policy.parameters()}
-        if named != {id(t) for t in trained_tensors(model)}:
-            return "the policy has parameters outside the actor, critic and log-std"
-    return None
-
-
-def _adam_step(model: FastPPO) -> float:
-    state = model.policy.optimizer.state.get(model.policy.log_std)
-    return 0.0 if not state else float(state["step"])
