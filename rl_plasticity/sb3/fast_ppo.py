@@ -57,6 +57,8 @@ Layers other than Linear and activations in the MLP    SB3's code
 Other VecEnvs and wrappers (``SubprocVecEnv``,         fast path, through ``env.step`` (the
 ``VecNormalize``, ``VecFrameStack``, monitors)         wrapper normalizes, as with SB3)
 A device other than the CPU                            SB3's code
+``collect_rollouts`` called with another env, buffer   SB3's code (the core steps the model's own
+or step count than ``learn`` passes                    env into its own buffer)
 =====================================================  ==========================================
 
 Differences that remain on the fast path, by design: parameters after ``train()`` equal SB3's

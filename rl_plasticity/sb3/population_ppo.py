@@ -14,14 +14,17 @@ that costs a fixed price per call, whatever its size:
   members' live parameters). Each member then draws its action noise from its own torch
   generator (the draws a single run makes, in the same order), steps its own env and calls its
   own callbacks, as ``FastPPO.collect_rollouts`` does.
-* **Updates.** When nothing watches the update (no optimizer hooks, no module hooks: no plasticity
-  method or metrics callback attached) and the members share their settings, ``train()`` runs
-  for all members at once: each member's minibatches (its own permutation, drawn from its own
-  numpy generator, as SB3 draws it), one batched forward and backward through stacked parameters,
-  gradient clipping per member (its own norm), and one Adam over the stacks, which is per-member
-  Adam (Adam is elementwise; every member has taken the same number of steps). Parameters and
-  Adam's moments are copied back into the members afterwards. Otherwise each member runs its own
-  ``FastPPO.train`` in turn (:attr:`PopulationPPO.update_mode` says which, and why).
+* **Updates.** When the members share their settings and everything that watches their update
+  has a batched form (``sb3/batched_update.py``: plasticity methods with a population form, such
+  as CBP, L2-init and reset; the metrics callback), ``train()`` runs for all members at once
+  (``member_stacks.UpdateStacks``): each member's minibatches (its own permutation, drawn from
+  its own numpy generator, as SB3 draws it), one batched forward and backward through stacked
+  parameters, the methods' terms, gradient clipping per member (its own norm), one Adam over the
+  stacks, which is per-member Adam (Adam is elementwise; every member has taken the same number
+  of steps), then the methods' after-step work on the stacks. Parameters and Adam's moments are
+  copied back into the members afterwards, and each member's metrics callback gets its gradient
+  norms. Otherwise each member runs its own ``FastPPO.train`` in turn
+  (:attr:`PopulationPPO.update_mode` says which, and why).
 
 Per member, and what falls back to a loop over members:
 
@@ -32,9 +35,14 @@ actor and critic forward in a rollout            batched over members
 action noise, log-probability, env step,         per member (its own generator, env, callbacks)
 callbacks, rollout buffer
 bootstrap value of a truncated episode           per member (rare)
-update, nothing hooked and settings shared       batched over members; clipping per member
-update with a method or metrics callback, or     per member (``FastPPO.train``), said in
-target_kl, or settings that differ               ``update_mode``
+update, settings shared, watchers batchable      batched over members; clipping per member
+methods' per-step work (CBP's utilities and      batched over members, on member stacks
+ages, L2-init's pull)
+CBP's replacements                               per member, on views of the stacks and of its
+                                                 slice of Adam's state (its own generator)
+update with a method without a population        per member (``FastPPO.train``), said in
+form, another hook, target_kl, or settings       ``update_mode``
+that differ
 ===============================================  ===============================================
 
 Random state: every member keeps torch's, numpy's and Python's global generator states as its own
@@ -46,8 +54,9 @@ do not.
 
 Equivalence to single runs: from the same state, a member's rollout buffer and its parameters
 and Adam moments after one ``train()`` equal the single FastPPO's within float rounding
-(``tests/test_population_ppo.py``; batched products round differently from single ones, about
-1e-6 in an action). In a chaotic environment such differences grow (HalfCheetah's observations
+(``tests/test_population_ppo.py``; with the study's methods and the metrics callback, also their
+state: ``tests/test_population_methods.py``; batched products round differently from single ones,
+about 1e-6 in an action). In a chaotic environment such differences grow (HalfCheetah's observations
 part after tens of steps), so a member and the single run of its seed are alike in distribution,
 not step by step: ``bench.bench_population --equivalence`` compares their returns over seeds
 (``bench/results/population_equivalence.md``).
