@@ -14,6 +14,14 @@ member and only its rollouts are batched.
     .venv/bin/python -m bench.bench_population --env HalfCheetah-v5 Ant-v5 --steps 4096 \\
         --repeats 3 --out bench/results/population_ppo_speed.md
 
+The study's regime (issue 32): ``--agent fric-ppo-cbp --callbacks`` trains the friction study's
+base agent with CBP (64x64, 4 envs, 320 minibatch updates of 64 per 2,048 steps) with its method
+and metrics callback attached to every run and member (the population's update batched, methods
+and metrics on member stacks); the goal is 3x separate FastPPO runs and 4x SB3 per core:
+
+    .venv/bin/python -m bench.bench_population --agent fric-ppo-cbp --callbacks --env Hopper-v5 \\
+        --members 6 --steps 20480 --repeats 3 --out bench/results/population_study_speed.md
+
 Equivalence (``--equivalence``). For each seed, the single FastPPO run (``rlp train``'s model)
 and the same seed as a member of a population (all seeds in one population) train ``--steps``
 steps on a stationary env; every episode's return is recorded. Per run: the final return
@@ -35,7 +43,7 @@ from pathlib import Path
 
 import torch
 
-from bench.bench_engine import floor_update_per_step, matmul_rate, raw_env_rate
+from bench.bench_engine import matmul_rate, raw_env_rate
 from bench.common import emit, interleaved, medians
 from bench.engine_equivalence import Episodes, curve_table, summaries
 from rl_plasticity.experiment.build import build_model, make_vec_env
@@ -49,57 +57,100 @@ PER_MEMBER = "population of {n}, updates per member"
 VARIANTS = (SB3, FAST, POPULATION, PER_MEMBER)
 
 
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What every variant trains: an agent spec (by name) on a stationary env.
+
+    :param agent: the agent spec's name (``ppo``: the paper's; ``fric-ppo-cbp``: the study's base
+        agent with CBP)
+    :param callbacks: attach the spec's plasticity method and metrics callback (as ``rlp train``
+        does, without a CSV), to SB3 and FastPPO runs and to each member alike
+    """
+
+    agent: str = "ppo"
+    callbacks: bool = False
+
+    def model(self, env_id: str, seed: int, algorithm: str = "FastPPO"):
+        """The agent with ``algorithm`` on a stationary ``env_id``, as ``rlp train`` builds it."""
+        spec = dataclasses.replace(load_agent_spec(self.agent), algorithm=algorithm)
+        env = EnvSpec(name=env_id, path=Path(), env_id=env_id)
+        return build_model(spec, make_vec_env(env, spec), seed, "cpu")
+
+    def fresh_callbacks(self) -> list:
+        """A fresh method callback and metrics callback for one run (none without callbacks)."""
+        if not self.callbacks:
+            return []
+        spec = load_agent_spec(self.agent)
+        made = (spec.make_method_callback(), spec.make_metrics(csv_path=None))
+        return [c for c in made if c is not None]
+
+
 def model(env_id: str, seed: int, algorithm: str = "FastPPO"):
-    """The shipped ``ppo`` agent with ``algorithm`` on a stationary ``env_id``, as ``rlp train``
-    builds it."""
-    spec = dataclasses.replace(load_agent_spec("ppo"), algorithm=algorithm)
-    env = EnvSpec(name=env_id, path=Path(), env_id=env_id)
-    return build_model(spec, make_vec_env(env, spec), seed, "cpu")
+    """The shipped ``ppo`` agent with ``algorithm`` on a stationary ``env_id``."""
+    return Setup().model(env_id, seed, algorithm)
 
 
 def population_rate(
-    env_id: str, members: int, steps: int, seed: int, per_member: bool = False
+    setup: Setup, env_id: str, members: int, steps: int, seed: int, per_member: bool = False
 ) -> float:
     """Aggregate steps per CPU second of one population, after a warm-up rollout.
 
-    :param per_member: hook every member's optimizer (a no-op hook, as a plasticity method or the
-        metrics callback would hook it), so the updates run per member and only the rollouts'
-        policy calls are batched
+    :param per_member: hook every member's optimizer (a no-op hook, of no plasticity method or
+        metrics callback), so the updates run per member and only the rollouts' policy calls are
+        batched
     """
-    population = PopulationPPO.build(lambda s: model(env_id, s), range(seed, seed + members))
+    population = PopulationPPO.build(lambda s: setup.model(env_id, s), range(seed, seed + members))
     if per_member:
         for member in population.members:
             member.policy.optimizer.register_step_post_hook(lambda *_: None)
-    population.learn(2048)
+    callbacks = [setup.fresh_callbacks() for _ in range(members)]
+    warm_up = population.members[0].n_steps * population.members[0].n_envs
+    population.learn(warm_up, callback=callbacks)
     before = sum(m.num_timesteps for m in population.members)
     start = time.process_time()
-    population.learn(steps, reset_num_timesteps=False)
+    population.learn(steps, callback=callbacks, reset_num_timesteps=False)
     seconds = time.process_time() - start
-    assert population.update_mode.startswith("per member" if per_member else "batched")
+    assert population.update_mode.startswith("per member" if per_member else "batched"), (
+        population.update_mode
+    )
     return (sum(m.num_timesteps for m in population.members) - before) / seconds
 
 
-def singles_rate(env_id: str, algorithm: str, members: int, steps: int, seed: int) -> float:
+def singles_rate(
+    setup: Setup, env_id: str, algorithm: str, members: int, steps: int, seed: int
+) -> float:
     """Aggregate steps per CPU second of ``members`` runs one after another (warm-up each)."""
     seconds, done = 0.0, 0
     for s in range(seed, seed + members):
-        single = model(env_id, s, algorithm)
-        single.learn(2048)
+        single = setup.model(env_id, s, algorithm)
+        callbacks = setup.fresh_callbacks()
+        warm_up = single.n_steps * single.n_envs
+        single.learn(warm_up, callback=callbacks)
         start = time.process_time()
-        single.learn(steps, reset_num_timesteps=False)
+        single.learn(steps, callback=callbacks, reset_num_timesteps=False)
         seconds += time.process_time() - start
-        done += single.num_timesteps - 2048
+        done += single.num_timesteps - warm_up
     return done / seconds
 
 
-def speed(env_ids: list[str], steps: int, repeats: int, members: int) -> list[str]:
+def update_floor_per_step(setup: Setup, env_id: str, flops: float) -> float:
+    """Seconds of the update's FLOP floor per env step for this agent: 6 FLOPs per parameter and
+    sample (forward and backward) for every minibatch sample of every epoch."""
+    built = setup.model(env_id, 0)
+    params = sum(p.numel() for p in built.policy.parameters())
+    return 6 * params * built.n_epochs / flops
+
+
+def speed(setup: Setup, env_ids: list[str], steps: int, repeats: int, members: int) -> list[str]:
     """The speed table and the machine's limit beside it."""
     flops = matmul_rate()
     load = os.getloadavg()[0]
+    watched = "its method and metrics callback" if setup.callbacks else "no callbacks"
     lines = [
-        f"{members} seeds x {steps} timed steps per variant and repeat ({repeats} repeats, "
-        "interleaved), 1 torch thread, aggregate env steps per CPU second (median); matmul "
-        f"{flops / 1e9:.0f} GFLOP/s; load average {load:.2f} on {os.cpu_count()} CPUs at the start",
+        f"Agent {setup.agent} ({watched}). {members} seeds x {steps} timed steps per variant and "
+        f"repeat ({repeats} repeats, interleaved), 1 torch thread, aggregate env steps per CPU "
+        f"second (median); matmul {flops / 1e9:.0f} GFLOP/s; load average {load:.2f} on "
+        f"{os.cpu_count()} CPUs at the start",
         "",
         "| env | variant | steps/s per core | ratio to SB3 | per repeat | env limit | of limit |",
         "|---|---|---|---|---|---|---|",
@@ -110,16 +161,15 @@ def speed(env_ids: list[str], steps: int, repeats: int, members: int) -> list[st
             seed = 100 * repeat
             population, per_member = (v.format(n=members) for v in (POPULATION, PER_MEMBER))
             if variant in (population, per_member):
-                return population_rate(env_id, members, steps, seed, variant == per_member)
+                return population_rate(setup, env_id, members, steps, seed, variant == per_member)
             algorithm = "PPO" if variant == SB3.format(n=members) else "FastPPO"
-            return singles_rate(env_id, algorithm, members, steps, seed)
+            return singles_rate(setup, env_id, algorithm, members, steps, seed)
 
         rates = interleaved(
             [v.format(n=members) for v in VARIANTS], repeats, measure, unit=f"steps/s {env_id}"
         )
         raw = raw_env_rate(env_id)
-        _, floor = floor_update_per_step(env_id, flops)  # seconds of update per env step
-        limit = 1 / (1 / raw + floor)
+        limit = 1 / (1 / raw + update_floor_per_step(setup, env_id, flops))
         for variant, (median, ratio) in medians(rates).items():
             each = ", ".join(f"{r:.0f}" for r in rates[variant])
             lines.append(
@@ -128,8 +178,9 @@ def speed(env_ids: list[str], steps: int, repeats: int, members: int) -> list[st
             )
     lines += [
         "",
-        "env limit: 1 / (raw env step + FLOP floor of the update per step), inference taken as "
-        "free (bench.bench_engine's limit, measured here in the same process).",
+        "env limit: 1 / (raw env step + FLOP floor of the update per step: 6 x parameters x "
+        "epochs FLOPs at the measured matmul rate), inference taken as free (bench.bench_engine's "
+        "limit, for this agent, measured here in the same process).",
     ]
     return lines
 
@@ -185,6 +236,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4096, help="timed steps per seed")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--members", type=int, default=8)
+    parser.add_argument("--agent", default="ppo", help="the agent spec every variant trains")
+    parser.add_argument(
+        "--callbacks", action="store_true", help="attach the spec's method and metrics callback"
+    )
     parser.add_argument("--equivalence", action="store_true", help="the learning-curve test")
     parser.add_argument("--seeds", type=int, default=8, help="--equivalence: seeds")
     parser.add_argument("--out", type=Path, default=None)
@@ -193,7 +248,8 @@ def main() -> None:
     if args.equivalence:
         lines = equivalence(args.env[0], args.seeds, args.steps)
     else:
-        lines = speed(args.env, args.steps, args.repeats, args.members)
+        setup = Setup(args.agent, args.callbacks)
+        lines = speed(setup, args.env, args.steps, args.repeats, args.members)
     emit(lines, args.out, __doc__)
 
 

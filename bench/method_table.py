@@ -384,9 +384,9 @@ def run_population_job(
 
 def as_populations(jobs: list) -> list:
     """The jobs with every row and grid point that a population can run (no method, SGD: see
-    ``population.continual.population_reason``) merged into one population job over its seeds
-    not cached yet; the other jobs unchanged."""
-    from rl_plasticity.population.continual import population_reason
+    ``population.continual.continual_population_reason``) merged into one population job over
+    its seeds not cached yet; the other jobs unchanged."""
+    from rl_plasticity.population.continual import continual_population_reason
 
     groups: dict[tuple, list[int]] = {}
     named: dict[str, tuple[Entry, Problem]] = {}
@@ -394,7 +394,9 @@ def as_populations(jobs: list) -> list:
     for job in jobs:
         entry, point, seed, tasks, cache, problem = job
         cached = (Path(cache) / f"{job_key(entry, point, seed, tasks, problem)}.npy").exists()
-        if problem.name != DIGITS.name or population_reason(learner_for(entry, point, problem)):
+        if problem.name != DIGITS.name or continual_population_reason(
+            learner_for(entry, point, problem)
+        ):
             rest.append(job)
         elif not cached:
             named[entry.name] = (entry, problem)

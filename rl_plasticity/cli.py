@@ -89,7 +89,7 @@ def _evaluation(args: argparse.Namespace) -> Any:
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments ``rlp train`` gives ``train`` and ``train_population`` alike."""
+    """The keyword arguments ``rlp train`` gives ``train`` and ``train_seeds`` alike."""
     from rl_plasticity.overrides import combinations, parse_sets
 
     (assignment,) = combinations(parse_sets(args.set or []))
@@ -112,7 +112,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from rl_plasticity.experiment.run import train
 
     if args.seeds is not None:
-        return _train_population(args)
+        return _train_seeds(args)
     try:
         result = train(
             args.env,
@@ -355,14 +355,14 @@ def _add_run_options(p: argparse.ArgumentParser, grid: bool) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress display")
 
 
-def _train_population(args: argparse.Namespace) -> int:
+def _train_seeds(args: argparse.Namespace) -> int:
     from rl_plasticity.experiment.build import RunSetupError
-    from rl_plasticity.experiment.population import train_population
+    from rl_plasticity.experiment.population import train_seeds
     from rl_plasticity.experiment.resolve import RunExistsError
     from rl_plasticity.sweep import parse_seeds
 
     try:
-        results = train_population(
+        results = train_seeds(
             args.env, args.agent, parse_seeds(args.seeds), args.steps, **_run_options(args)
         )
     except (ConfigError, RunExistsError, RunSetupError) as e:

@@ -14,7 +14,7 @@ from rl_plasticity.population.network import PopulationMLP
 from rl_plasticity.population.regression import (
     population_binned_errors,
     population_online_squared_errors,
-    train_population,
+    train_regression_population,
 )
 from rl_plasticity.problems.slowly_changing import (
     Learner,
@@ -109,7 +109,7 @@ LEARNERS = {
 @pytest.mark.parametrize("name", list(LEARNERS))
 def test_members_equal_single_learners_of_their_seeds(name: str) -> None:
     learner = LEARNERS[name]
-    run = train_population(learner, SEEDS, NUM_EXAMPLES, flip_period=FLIP_PERIOD)
+    run = train_regression_population(learner, SEEDS, NUM_EXAMPLES, flip_period=FLIP_PERIOD)
     singles = [single_errors(learner, seed) for seed in SEEDS]
     for k in range(len(SEEDS)):
         np.testing.assert_allclose(run.errors[k], singles[k], **TOLERANCE)
@@ -135,7 +135,7 @@ def test_shrink_perturb_noise_is_each_members_own() -> None:
 def test_trained_member_is_the_single_learners_network() -> None:
     # After training, member k's network makes the same predictions as a plain network
     # loaded from its state (what a saved member is).
-    run = train_population(LEARNERS["cbp"], SEEDS, 500, flip_period=FLIP_PERIOD)
+    run = train_regression_population(LEARNERS["cbp"], SEEDS, 500, flip_period=FLIP_PERIOD)
     x = torch.from_numpy(next(SlowlyChangingRegression(0).chunks(10))[0])
     plain = build_network(20, 5, torch.Generator())
     plain.load_state_dict(run.network.member(1).state_dict())

@@ -1,5 +1,5 @@
 """PopulationPPO: members equal single FastPPO runs within float rounding, stay ordinary SB3
-models, fail alone; train_population and rlp sweep --population write and resume run
+models, fail alone; train_seeds and rlp sweep --population write and resume run
 directories as single runs do."""
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from rl_plasticity.cli import main
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.experiment.population import train_population
+from rl_plasticity.experiment.population import train_seeds
 from rl_plasticity.experiment.run import train
+from rl_plasticity.sb3.batched_update import batched_update_reason
 from rl_plasticity.sb3.fast_ppo import FastPPO
-from rl_plasticity.sb3.population_ppo import (
-    PopulationPPO,
-    batched_update_reason,
-    population_reason,
-)
+from rl_plasticity.sb3.population_ppo import PopulationPPO, ppo_population_reason
 from rl_plasticity.sweep import plan
 from rl_plasticity.sweep.local import population_tasks
 from tests.conftest import TINY_PPO, write_spec
@@ -135,12 +132,12 @@ def test_a_failing_member_stops_alone():
 
 
 def test_what_cannot_be_a_population_or_a_batched_update_says_why():
-    assert "Discrete" in population_reason([pendulum(0), FastPPO("MlpPolicy", "CartPole-v1")])
+    assert "Discrete" in ppo_population_reason([pendulum(0), FastPPO("MlpPolicy", "CartPole-v1")])
     wide = FastPPO(
         "MlpPolicy", gym.make("Pendulum-v1"), policy_kwargs=dict(net_arch=[16]), **SETTINGS
     )
-    assert "networks differ" in population_reason([pendulum(0), wide])
-    assert population_reason([pendulum(0), pendulum(1)]) is None
+    assert "networks differ" in ppo_population_reason([pendulum(0), wide])
+    assert ppo_population_reason([pendulum(0), pendulum(1)]) is None
     with pytest.raises(ConfigError, match="members"):
         PopulationPPO([pendulum(0), wide])
     assert "target_kl" in batched_update_reason([pendulum(0, target_kl=0.01), pendulum(1)])
@@ -168,7 +165,7 @@ def test_population_run_directories_equal_single_runs_and_resume_exactly(
     root = tmp_path / "runs"
     kwargs = dict(root=root, resume=True)
     single = train(tiny_env, cheap_agent, 1, 2048, group="single", **kwargs)
-    whole = train_population(tiny_env, cheap_agent, [0, 1], 2048, group="whole", **kwargs)
+    whole = train_seeds(tiny_env, cheap_agent, [0, 1], 2048, group="whole", **kwargs)
     assert [r.status for r in whole] == ["done", "done"]
     # The files and columns of a single run. (Not its numbers: the batched products round
     # differently, and HalfCheetah's dynamics grow a 1e-6 difference to a different episode within
@@ -180,14 +177,14 @@ def test_population_run_directories_equal_single_runs_and_resume_exactly(
         assert len(_rows(whole[1].path / name)) > 0
     # In halves: 1024 steps, then resumed to 2048 from the checkpoints: the same files, row for
     # row, as the population trained in one go.
-    train_population(tiny_env, cheap_agent, [0, 1], 1024, group="halves", **kwargs)
-    halves = train_population(tiny_env, cheap_agent, [0, 1], 2048, group="halves", **kwargs)
+    train_seeds(tiny_env, cheap_agent, [0, 1], 1024, group="halves", **kwargs)
+    halves = train_seeds(tiny_env, cheap_agent, [0, 1], 2048, group="halves", **kwargs)
     for done, resumed in zip(whole, halves, strict=True):
         assert resumed.status == "done"
         for name in ("episodes.csv", "metrics.csv"):
             assert (resumed.path / name).read_text() == (done.path / name).read_text()
     # A member's run resumes as a single run too, and a finished population is skipped.
-    again = train_population(tiny_env, cheap_agent, [0, 1], 2048, group="halves", **kwargs)
+    again = train_seeds(tiny_env, cheap_agent, [0, 1], 2048, group="halves", **kwargs)
     assert [r.status for r in again] == ["skipped", "skipped"]
     longer = train(tiny_env, cheap_agent, 0, 2560, group="halves", **kwargs)
     assert longer.status == "done"
@@ -241,7 +238,7 @@ def test_a_method_acts_per_member_with_its_own_state():
     population = PopulationPPO.build(pendulum, [0, 1])
     methods = [MethodCallback("cbp", **settings) for _ in range(2)]
     population.learn(128, callback=methods)
-    assert population.update_mode.startswith("per member")
+    assert population.update_mode == "batched"  # CBP's population form
     utilities = []
     for single, member in zip(singles, methods, strict=True):
         ours, theirs = member.state_dict(), single.state_dict()

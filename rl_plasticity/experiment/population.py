@@ -1,4 +1,4 @@
-"""Several seeds of one run in one process: :func:`train_population`.
+"""Several seeds of one run in one process: :func:`train_seeds`.
 
 Each seed is resolved, built, given its run directory and its callbacks exactly as :func:`train`
 does for one run (the same functions), and the models then train together as a
@@ -41,7 +41,7 @@ from rl_plasticity.overrides import Assignment
 from rl_plasticity.specs import AgentSpec, EnvSpec
 
 
-def train_population(
+def train_seeds(
     env: str | Path | EnvSpec,
     agent: str | Path | AgentSpec,
     seeds: Sequence[int],
@@ -105,7 +105,7 @@ def _train_members(
     """Build every run's model (before any run directory is touched, as :func:`train` does),
     open the directories, attach the callbacks, train the models together and record each
     outcome."""
-    from rl_plasticity.sb3.population_ppo import MemberRandom, PopulationPPO, population_reason
+    from rl_plasticity.sb3.population_ppo import MemberRandom, PopulationPPO, ppo_population_reason
 
     if not runs:
         return {}
@@ -125,7 +125,7 @@ def _train_members(
         if run.checkpoint is not None and run.state is not None:
             restore(model, vec_env, run.checkpoint, run.state, callbacks.method, run.path)
         parts.append(callbacks)
-    reason = population_reason(members)
+    reason = ppo_population_reason(members)
     checkpointers = [p.checkpointer for p in parts]
     if reason is not None:
         say(f"the seeds train one after another: not a population ({reason})")

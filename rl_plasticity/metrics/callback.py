@@ -227,6 +227,20 @@ class PlasticityMetrics(BaseCallback):
 
         return hook
 
+    def record_gradient_norms(
+        self, optimizer: torch.optim.Optimizer, norms: dict[int, torch.Tensor]
+    ) -> None:
+        """Take the gradient norms of an optimizer's last step from an update that ran outside
+        it (a population's batched update, which steps stacks of the members' parameters), as
+        this callback's step hook records them.
+
+        :param optimizer: the network's optimizer
+        :param norms: ``id(parameter)`` -> the norm of the gradient its last step applied
+        """
+        for group in self._groups:
+            if group.optimizer is optimizer:
+                self._grad_norms[group.name] = dict(norms)
+
     # ----- when to measure ---------------------------------------------------------------------
 
     def _due(self, kind: str, every: int | None) -> bool:

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -67,6 +68,7 @@ from rl_plasticity.plasticity.core import reinit_units_
 from rl_plasticity.plasticity.init import check_init, weight_bound
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
+from rl_plasticity.plasticity.stacked import MemberStacks, shared_stack
 from rl_plasticity.validate import check_bool, check_choice, check_int, check_number
 
 #: Initial distributions CBP can re-draw incoming weights from (see ``init.weight_bound``).
@@ -114,6 +116,17 @@ class UnitState:
 
 
 _NONE = torch.empty(0, dtype=torch.long)
+#: UnitState tensors a population keeps as slices of (P, units) stacks
+_STACKED = ("utility", "age", "mean")
+
+
+def _member_stack(states: Sequence[UnitState], name: str) -> torch.Tensor:
+    """The (P, units) stack whose slices the members' ``name`` tensors are (made so if needed)."""
+    stack, views = shared_stack([getattr(s, name) for s in states])
+    if views is not None:
+        for state, view in zip(states, views, strict=True):
+            setattr(state, name, view)
+    return stack
 
 
 def least_useful_units(
@@ -162,6 +175,7 @@ class CBP(Method):
     needs_layers = True
     records_features = True
     random = True
+    population_form = True
 
     def __init__(
         self,
@@ -242,20 +256,33 @@ class CBP(Method):
 
     def _replace_layer(self, layer: HiddenLayer, state: UnitState) -> torch.Tensor:
         """Replace this step's share of the layer's eligible units (after its utility update)."""
-        n_eligible = state.age_and_count_eligible(self.maturity_threshold)
-        if n_eligible == 0:
-            return _NONE
-        state.accumulated += self.replacement_rate * n_eligible
-        n_replace = min(int(state.accumulated), n_eligible)
+        n_replace = self._units_due(state)
         if n_replace == 0:
             return _NONE
+        optimizer = self.optimizer if self.optimizer_state == "zero" else None
+        return self._replace_units(layer, state, n_replace, optimizer)
+
+    def _units_due(self, state: UnitState) -> int:
+        """Age the layer's young units and add this step's share to the accumulator; return how
+        many units to replace now (taken from the accumulator)."""
+        n_eligible = state.age_and_count_eligible(self.maturity_threshold)
+        if n_eligible == 0:
+            return 0
+        state.accumulated += self.replacement_rate * n_eligible
+        n_replace = min(int(state.accumulated), n_eligible)
         state.accumulated -= n_replace
+        return n_replace
+
+    def _replace_units(
+        self, layer: HiddenLayer, state: UnitState, n_replace: int, optimizer: Any
+    ) -> torch.Tensor:
+        """Replace the ``n_replace`` eligible units of least utility (optimizer: whose state of
+        those rows and columns is zeroed, or None)."""
         eta = self.decay_rate
         units = least_useful_units(
             state.utility, state.age, self.maturity_threshold, eta, n_replace
         )
         means = state.mean / (1 - eta ** state.age.double()) if self.mean_correction else None
-        optimizer = self.optimizer if self.optimizer_state == "zero" else None
         reinit_units_(layer, units, optimizer, state.bound, self.generator, means)
         state.utility[units] = 0
         state.mean[units] = 0
@@ -263,6 +290,50 @@ class CBP(Method):
         state.young.append([0, n_replace])
         state.replaced_total += n_replace
         return units
+
+    @classmethod
+    def stacked_after_step(cls, methods: Sequence[CBP], stacks: MemberStacks) -> None:
+        """CBP's step for P members: ages, utilities (and means) on (P, units) stacks that each
+        member's state holds slices of, in one operation per layer for all members; then, per
+        member, its replacements (rare) on its slices of the stacks and of the optimizer state,
+        drawn from its own generator, in the single CBP's order.
+
+        :param methods: member k's CBP (equal settings) at index k
+        :param stacks: the members' parameters after the step, and the step's features
+        """
+        first = methods[0]
+        eta = first.decay_rate
+        with torch.no_grad():
+            active = []
+            for index, layer in enumerate(first.layers):
+                h = stacks.layer_features(layer)
+                if h is None:  # no training forward through it since the last step
+                    continue
+                active.append(index)
+                states = [m.units[index] for m in methods]
+                utility, age, mean = (_member_stack(states, name) for name in _STACKED)
+                age.add_(1)
+                outgoing = stacks.stack(layer.outgoing[0].weight).abs().sum(1)
+                for out in layer.outgoing[1:]:
+                    outgoing += stacks.stack(out.weight).abs().sum(1)
+                magnitude = (h if first._nonnegative[index] else h.abs()).sum(1)
+                utility.mul_(eta).addcmul_(magnitude, outgoing, value=(1 - eta) / h.shape[1])
+                if first.mean_correction:
+                    mean.mul_(eta).add_(h.mean(1), alpha=1 - eta)
+            for index in active:
+                layer = first.layers[index]
+                for k, method in enumerate(methods):
+                    state = method.units[index]
+                    n_replace = method._units_due(state)
+                    if n_replace == 0:
+                        continue
+                    view = stacks.layer(layer, k)
+                    optimizer = None
+                    if method.optimizer_state == "zero":
+                        params = [view.incoming.weight, view.incoming.bias]
+                        params += [out.weight for out in view.outgoing]
+                        optimizer = stacks.member_optimizer(k, [p for p in params if p is not None])
+                    method._replace_units(view, state, n_replace, optimizer)
 
     @property
     def replaced_total(self) -> dict[str, int]:

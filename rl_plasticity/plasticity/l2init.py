@@ -19,11 +19,12 @@ third of FastPPO's speed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
 from rl_plasticity.plasticity.protocol import Method, register_method
+from rl_plasticity.plasticity.stacked import MemberStacks, shared_stack
 from rl_plasticity.validate import check_number
 
 
@@ -51,6 +52,7 @@ class L2Init(Method):
     """
 
     before_step_is_loss = True
+    population_form = True
 
     def __init__(
         self,
@@ -74,6 +76,30 @@ class L2Init(Method):
             if param.grad is None and param.requires_grad:
                 param.grad = torch.zeros_like(param)
         pull_toward_init_(self.params, self.initial, 2 * self.coeff)
+
+    @classmethod
+    def stacked_before_step(cls, methods: Sequence[L2Init], stacks: MemberStacks) -> None:
+        """The pull toward theta_0 for P members at once: theta_0 kept as slices of stacks (each
+        member's ``initial`` are views of them), one multi-tensor add for all members.
+
+        :param methods: member k's L2Init (equal ``coeff``) at index k
+        :param stacks: the members' parameters and gradients as stacks
+        """
+        first = methods[0]
+        if first.coeff == 0:
+            return
+        params, initial = [], []
+        for j, param in enumerate(first.params):
+            stack, views = shared_stack([m.initial[j] for m in methods])
+            if views is not None:
+                for method, view in zip(methods, views, strict=True):
+                    method.initial[j] = view
+            params.append(stacks.stack(param))
+            initial.append(stack)
+        for param in params:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+        pull_toward_init_(params, initial, 2 * first.coeff)
 
     def state_dict(self) -> dict:
         """theta_0, in the optimizer's parameter order."""

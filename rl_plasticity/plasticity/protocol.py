@@ -79,7 +79,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -101,6 +101,9 @@ from rl_plasticity.plasticity.registry import (
     registered_methods,
 )
 from rl_plasticity.validate import check_int, check_optional_int
+
+if TYPE_CHECKING:
+    from rl_plasticity.plasticity.stacked import MemberStacks
 
 __all__ = [
     "Method",
@@ -157,6 +160,9 @@ class Method:
     model_counters: ClassVar[tuple[str, ...]] = ()
     #: :meth:`before_step` adds a loss term's gradient (clipped with the loss, like loss_term's)
     before_step_is_loss: ClassVar[bool] = False
+    #: the update hooks it implements have a population form (:meth:`stacked_before_step`,
+    #: :meth:`stacked_after_step`; a method that hooks no update step needs none)
+    population_form: ClassVar[bool] = False
 
     def __init__(self) -> None:
         #: seed of the method's generator (set by :meth:`attach`)
@@ -221,6 +227,17 @@ class Method:
         :return: True by default
         """
         return True
+
+    @classmethod
+    def stacked_before_step(cls, methods: Sequence[Method], stacks: MemberStacks) -> None:
+        """:meth:`before_step` for P members' instances at once (``methods[k]`` is member k's,
+        each attached to its own network), on the gradients of ``stacks`` (a loss term's
+        before the per-member clip, as with one network)."""
+
+    @classmethod
+    def stacked_after_step(cls, methods: Sequence[Method], stacks: MemberStacks) -> None:
+        """:meth:`after_step` for P members' instances at once, on ``stacks`` after the
+        optimizer's step (each instance's ``steps`` already counts it)."""
 
     def on_context_change(self, phase: int) -> None:
         """Called when the environment changes.

@@ -27,7 +27,7 @@ from rl_plasticity.population.network import PopulationMLP
 from rl_plasticity.problems.continual import LOSSES, ContinualLearner, build_learner
 
 
-def population_reason(learner: ContinualLearner) -> str | None:
+def continual_population_reason(learner: ContinualLearner) -> str | None:
     """Why ``learner`` cannot run as a population here (None when it can).
 
     :param learner: the learners' settings
@@ -49,7 +49,7 @@ def population_task_errors(
 ) -> np.ndarray:
     """Each member's mean online error per task, as ``online_task_errors`` gives it for one seed.
 
-    :param learner: the learners' settings (no method, SGD: see :func:`population_reason`)
+    :param learner: the learners' settings (no method, SGD: see :func:`continual_population_reason`)
     :param streams: member k's tasks, (inputs (n, num_inputs) float32, targets) each; every
         member's k-th task has the same size
     :param num_inputs: input features
@@ -59,7 +59,7 @@ def population_task_errors(
     :return: (len(seeds), num_tasks) float64 mean online errors
     :raises ConfigError: for an unsupported learner or loss, or streams not one per seed
     """
-    reason = population_reason(learner)
+    reason = continual_population_reason(learner)
     if reason is not None:
         raise ConfigError("learner", learner.method or learner.optimizer, f"a population: {reason}")
     if loss not in LOSSES:

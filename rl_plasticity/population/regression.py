@@ -233,7 +233,7 @@ def squared_errors_and_gradients_(
 
 @dataclass
 class PopulationRun:
-    """What :func:`train_population` leaves: the errors and the trained members.
+    """What :func:`train_regression_population` leaves: the errors and the trained members.
 
     :param errors: (P, num_examples) float32 squared errors, member k's in row k
     :param network: the trained population (``network.member(k)`` is member k's network)
@@ -246,7 +246,7 @@ class PopulationRun:
     cbp: PopulationCBP | None
 
 
-def train_population(
+def train_regression_population(
     learner: Learner, seeds: Sequence[int], num_examples: int, flip_period: int = 10_000
 ) -> PopulationRun:
     """Train one member per seed of ``learner`` online, all members in the same operations.
@@ -335,7 +335,7 @@ def population_online_squared_errors(
     :param flip_period: examples between flips of the problem
     :return: (len(seeds), num_examples) float32 squared errors
     """
-    return train_population(learner, seeds, num_examples, flip_period).errors
+    return train_regression_population(learner, seeds, num_examples, flip_period).errors
 
 
 def population_binned_errors(

@@ -4,7 +4,8 @@
 the same saved files (``PPO.load`` reads them, ``FastPPO.load`` reads SB3's), the same logger
 keys, and SB3 callbacks called in the same pattern (``on_rollout_start``, ``update_locals`` and
 ``on_step`` after every VecEnv step, stopping when it returns False, ``on_rollout_end``). It
-replaces two methods, for an ``MlpPolicy`` with Box actions:
+replaces two methods, for an ``MlpPolicy`` with Box actions, by the engine's core with one member
+(:mod:`rl_plasticity.sb3.engine_core`, which a population of seeds runs with P):
 
 * ``collect_rollouts``. The batch-1 policy call runs the same torch functions as the layers'
   ``forward`` on the live parameters, under ``inference_mode`` and without module calls, so no
@@ -56,6 +57,8 @@ Layers other than Linear and activations in the MLP    SB3's code
 Other VecEnvs and wrappers (``SubprocVecEnv``,         fast path, through ``env.step`` (the
 ``VecNormalize``, ``VecFrameStack``, monitors)         wrapper normalizes, as with SB3)
 A device other than the CPU                            SB3's code
+``collect_rollouts`` called with another env, buffer   SB3's code (the core steps the model's own
+or step count than ``learn`` passes                    env into its own buffer)
 =====================================================  ==========================================
 
 Differences that remain on the fast path, by design: parameters after ``train()`` equal SB3's
@@ -67,7 +70,7 @@ when the norm is 0.1% below ``max_grad_norm`` (where it multiplies by exactly 1)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -82,15 +85,10 @@ from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
-from torch.nn import functional as F
 
 from rl_plasticity.plasticity.layers import ACTIVATIONS
-from rl_plasticity.sb3.ppo_loss import (
-    LOG_SQRT_2PI,
-    PPOBatch,
-    PPOLossSettings,
-    ppo_loss,
-)
+from rl_plasticity.sb3.engine_core import ModuleUpdate, Solo, collect_rollouts, ppo_update
+from rl_plasticity.sb3.member_stacks import policy_steps
 
 #: RolloutBuffer arrays that ``RolloutBuffer.get`` flattens, in the order of its samples.
 BUFFER_FIELDS = ("observations", "actions", "values", "log_probs", "advantages", "returns")
@@ -132,32 +130,6 @@ def unsupported_reason(model: PPO) -> str | None:
     if not isinstance(policy.action_net, nn.Linear) or not isinstance(policy.value_net, nn.Linear):
         return "action_net or value_net is not a Linear"
     return None
-
-
-def lean_steps(net: nn.Sequential, head: nn.Linear) -> list[tuple[Callable, tuple]]:
-    """``net`` then ``head`` as (function, tensors) pairs that compute what their ``forward``
-    computes, bound to the live parameters, without module calls (so without forward hooks).
-
-    :param net: a Sequential of Linears and activations
-    :param head: the Linear reading its last layer
-    :return: the steps, for :func:`run_steps`
-    """
-    steps: list[tuple[Callable, tuple]] = []
-    for layer in [*net, head]:
-        if isinstance(layer, nn.Linear):
-            steps.append((F.linear, (layer.weight, layer.bias)))
-        elif type(layer) is nn.ReLU and not layer.inplace:
-            steps.append((torch.relu, ()))
-        else:
-            steps.append((layer.forward, ()))
-    return steps
-
-
-def run_steps(steps: list[tuple[Callable, tuple]], x: torch.Tensor) -> torch.Tensor:
-    """Apply the steps of :func:`lean_steps` to ``x``."""
-    for function, tensors in steps:
-        x = function(x, *tensors)
-    return x
 
 
 class FastPPO(PPO):
@@ -211,10 +183,8 @@ class FastPPO(PPO):
     def _inference_steps(self) -> None:
         """Bind the networks' layers for the rollout (again at every rollout: a load or a method
         may have replaced a module since the last one)."""
-        policy = self.policy
-        self._pi_steps = lean_steps(policy.mlp_extractor.policy_net, policy.action_net)
-        self._vf_steps = lean_steps(policy.mlp_extractor.value_net, policy.value_net)
-        self._log_std = policy.log_std.detach().numpy()  # shares memory: always current
+        self._pi_steps, self._vf_steps = policy_steps(self)
+        self._log_std = self.policy.log_std.detach().numpy()  # shares memory: always current
         self._gaussian: tuple[bytes, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _gaussian_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -227,22 +197,6 @@ class FastPPO(PPO):
                 two_var = 2 * std**2
                 self._gaussian = (key, std.numpy(), two_var.numpy(), std.log().numpy())
         return self._gaussian[1:]
-
-    def _act(self, obs: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-        """SB3's ``policy(obs)``: sampled actions, values and log-probabilities, the same bits.
-
-        :param obs: float32 observations, shape (n, obs_dim) (call under inference_mode)
-        :return: actions (numpy, float32), values (n, 1) and log-probabilities (n,)
-        """
-        mean_t = run_steps(self._pi_steps, obs)
-        std, two_var, log_std = self._gaussian_terms()
-        # SB3 samples with Normal.rsample: mean + normal_() of that shape * std.
-        noise = torch.randn(mean_t.shape).numpy()
-        mean = mean_t.numpy()
-        actions = noise * std + mean
-        diff = actions - mean
-        log_prob = -(diff * diff) / two_var - log_std - LOG_SQRT_2PI
-        return actions, run_steps(self._vf_steps, obs), torch.from_numpy(log_prob).sum(dim=1)
 
     def _step_dummy(
         self, env: DummyVecEnv, actions: np.ndarray
@@ -279,67 +233,11 @@ class FastPPO(PPO):
         :param n_rollout_steps: steps per env
         :return: False if a callback stopped training, else True
         """
-        if self._unsupported is not None:
+        standard = env is self.env and rollout_buffer is self.rollout_buffer
+        if self._unsupported is not None or not standard or n_rollout_steps != self.n_steps:
+            # The core steps the model's own env into its own buffer (what PPO.learn passes).
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
-        assert self._last_obs is not None, "No previous observation was provided"
-        self.policy.set_training_mode(False)
-        n_steps = 0
-        rollout_buffer.reset()
-        callback.on_rollout_start()
-        self._inference_steps()
-        low, high = self.action_space.low, self.action_space.high
-        direct = type(env) is DummyVecEnv
-        shape = (env.num_envs, rollout_buffer.action_dim)
-        action_shape = (-1, *self.action_space.shape)
-        obs_shape = (-1, *self.observation_space.shape)
-        obs_buffer_shape = rollout_buffer.observations.shape[1:]  # Discrete: (n_envs, 1)
-        while n_steps < n_rollout_steps:
-            with torch.inference_mode():
-                obs_tensor = self._obs_tensor(self._last_obs)
-                actions, values, log_probs = self._act(obs_tensor)
-            # SB3's policy returns actions in the space's shape; np.clip(actions, low, high) as SB3
-            # writes it, without np.clip's overhead per call.
-            actions = actions.reshape(action_shape)
-            clipped_actions = np.minimum(np.maximum(actions, low), high)
-            if direct:
-                new_obs, rewards, dones, infos = self._step_dummy(env, clipped_actions)
-            else:
-                new_obs, rewards, dones, infos = env.step(clipped_actions)
-            self.num_timesteps += env.num_envs
-            callback.update_locals(locals())
-            if not callback.on_step():
-                return False
-            self._update_info_buffer(infos, dones)
-            n_steps += 1
-            for idx, done in enumerate(dones):
-                if (
-                    done
-                    and infos[idx].get("terminal_observation") is not None
-                    and infos[idx].get("TimeLimit.truncated", False)
-                ):
-                    terminal_obs = np.asarray(infos[idx]["terminal_observation"]).reshape(obs_shape)
-                    with torch.inference_mode():
-                        obs = self._obs_tensor(terminal_obs)
-                        terminal_value = run_steps(self._vf_steps, obs)[0]
-                    rewards[idx] += self.gamma * terminal_value
-            # RolloutBuffer.add, written in place.
-            pos = rollout_buffer.pos
-            rollout_buffer.observations[pos] = np.reshape(self._last_obs, obs_buffer_shape)
-            rollout_buffer.actions[pos] = actions.reshape(shape)
-            rollout_buffer.rewards[pos] = rewards
-            rollout_buffer.episode_starts[pos] = self._last_episode_starts
-            rollout_buffer.values[pos] = values.numpy().ravel()
-            rollout_buffer.log_probs[pos] = log_probs.numpy()
-            rollout_buffer.pos = pos + 1
-            rollout_buffer.full = rollout_buffer.pos == rollout_buffer.buffer_size
-            self._last_obs = new_obs
-            self._last_episode_starts = dones
-        with torch.inference_mode():
-            values = run_steps(self._vf_steps, self._obs_tensor(new_obs))
-        rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
-        callback.update_locals(locals())
-        callback.on_rollout_end()
-        return True
+        return bool(collect_rollouts([self], [callback], Solo()))
 
     # ----- update ----------------------------------------------------------------------------
 
@@ -385,71 +283,13 @@ class FastPPO(PPO):
         if self._unsupported is not None:
             super().train()
             return
-        policy = self.policy
-        policy.set_training_mode(True)
-        self._update_learning_rate(policy.optimizer)
-        clip_range = self.clip_range(self._current_progress_remaining)
-        clip_range_vf = None
-        if self.clip_range_vf is not None:
-            clip_range_vf = self.clip_range_vf(self._current_progress_remaining)
-        data = self._buffer_tensors()
-        params = list(policy.parameters())
-        n_samples = len(data[0])
-        entropy_losses, pg_losses, value_losses, clip_fractions = [], [], [], []
-        continue_training = True
-        for epoch in range(self.n_epochs):
-            approx_kl_divs = []
+        n_samples = self.rollout_buffer.buffer_size * self.rollout_buffer.n_envs
+
+        def permutation(epoch: int) -> torch.Tensor:
             # RolloutBuffer.get draws this permutation when its first minibatch is asked for.
-            order = torch.from_numpy(np.random.permutation(n_samples))
-            epoch_data = [tensor[order] for tensor in data]
-            for start in range(0, n_samples, self.batch_size):
-                batch = [tensor[start : start + self.batch_size] for tensor in epoch_data]
-                observations, actions, old_values, old_log_prob, advantages, returns = batch
-                latent_pi, latent_vf = policy.mlp_extractor(observations)
-                mean = policy.action_net(latent_pi)
-                values = policy.value_net(latent_vf).flatten()
-                if self.normalize_advantage and len(advantages) > 1:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                settings = PPOLossSettings(clip_range, clip_range_vf, self.vf_coef, self.ent_coef)
-                batch = PPOBatch(actions, old_values, old_log_prob, advantages, returns)
-                loss, policy_loss, value_loss, entropy_loss, log_prob, ratio = ppo_loss(
-                    mean, values, policy.log_std, batch, settings
-                )
-                with torch.no_grad():
-                    log_ratio = log_prob - old_log_prob
-                    ratio_minus_one = ratio - 1
-                    clip_fraction = torch.mean((torch.abs(ratio_minus_one) > clip_range).float())
-                    approx_kl_div = torch.mean(ratio_minus_one - log_ratio).numpy()
-                pg_losses.append(policy_loss.item())
-                clip_fractions.append(clip_fraction.item())
-                value_losses.append(value_loss.item())
-                entropy_losses.append(entropy_loss.item())
-                approx_kl_divs.append(approx_kl_div)
-                if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
-                    continue_training = False
-                    if self.verbose >= 1:
-                        kl = f"{approx_kl_div:.2f}"
-                        print(f"Early stopping at step {epoch} due to reaching max kl: {kl}")
-                    break
-                grads = self._zero_grads(params)
-                loss.backward()
-                self._clip_grad_norm(params, grads)
-                # The plasticity methods run inside this call, in optimizer hooks: loss_term and
-                # before_step, the step, after_step (the timeline: plasticity/protocol.py).
-                policy.optimizer.step()
-            self._n_updates += 1
-            if not continue_training:
-                break
-        self.record_train(
-            entropy_losses,
-            pg_losses,
-            value_losses,
-            approx_kl_divs,
-            clip_fractions,
-            loss.item(),
-            clip_range,
-            clip_range_vf,
-        )
+            return torch.from_numpy(np.random.permutation(n_samples))[None]
+
+        ppo_update([self], ModuleUpdate(self), permutation)
 
     def record_train(
         self,
