@@ -7,7 +7,8 @@ error against examples and a table of early vs late error.
     .venv/bin/python -m bench.bench_regression              # 1M examples, 3 seeds (long)
     .venv/bin/python -m bench.bench_regression --quick      # 100k examples, 1 seed
     .venv/bin/python -m bench.bench_regression --population --seeds 30 --workers 2
-        # each learner's 30 seeds as one population (rl_plasticity.population), one process each
+        # each learner's 30 seeds as one population (rl_plasticity.problems.population),
+        # one process each
     .venv/bin/python -m bench.bench_regression --speed --population --seeds 30
         # examples/s of a 30-member population against 30 single learners in one process
 
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import interleaved, medians
-from rl_plasticity.population.regression import population_binned_errors
+from rl_plasticity.problems.population.regression import population_binned_errors
 from rl_plasticity.problems.slowly_changing import Learner, binned_errors
 
 STEP_SIZE = 0.01

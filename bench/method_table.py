@@ -18,8 +18,8 @@ ReDo's period), the fixed value here is ours for this problem and is written bes
 
 Every finished run is cached (``--cache``), so a stopped bench continues where it was. With
 ``--population``, the rows a population can run (no method, SGD: backprop, L2, the linear
-learner) run each grid point's seeds as one process (``rl_plasticity.population.continual``),
-writing the same cache files.
+learner) run each grid point's seeds as one process
+(``rl_plasticity.problems.population.continual``), writing the same cache files.
 """
 
 from __future__ import annotations
@@ -360,7 +360,7 @@ def run_population_job(
     writing each seed's cache file as :func:`run_job` would; return a key and the seconds."""
     import torch
 
-    from rl_plasticity.population.continual import population_task_errors
+    from rl_plasticity.problems.population.continual import population_task_errors
 
     torch.set_num_threads(1)
     entry, point, seeds, tasks, cache, problem = job
@@ -386,7 +386,7 @@ def as_populations(jobs: list) -> list:
     """The jobs with every row and grid point that a population can run (no method, SGD: see
     ``population.continual.continual_population_reason``) merged into one population job over
     its seeds not cached yet; the other jobs unchanged."""
-    from rl_plasticity.population.continual import continual_population_reason
+    from rl_plasticity.problems.population.continual import continual_population_reason
 
     groups: dict[tuple, list[int]] = {}
     named: dict[str, tuple[Entry, Problem]] = {}

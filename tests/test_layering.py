@@ -33,7 +33,7 @@ LAYERS = {
     "rl_plasticity.metrics": 1,  # functional, hessian, probe: torch math
     "rl_plasticity.plasticity": 1,  # the method protocol and methods: torch only
     "rl_plasticity.problems": 1,
-    "rl_plasticity.population": 1,  # population networks and learners: torch only
+    "rl_plasticity.problems.population": 1,  # population networks and learners: torch only
     "rl_plasticity.nonstationary": 1,  # config, physics (MuJoCo)
     "rl_plasticity.nonstationary.wrapper": 2,  # gymnasium
     "rl_plasticity.metrics.callback": 2,  # an SB3 callback

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.population.network import PopulationMLP
-from rl_plasticity.population.regression import (
+from rl_plasticity.problems.population.network import PopulationMLP
+from rl_plasticity.problems.population.regression import (
     population_binned_errors,
     population_online_squared_errors,
     train_regression_population,
@@ -164,9 +164,9 @@ def test_bad_settings_raise_config_errors() -> None:
 
 
 def test_digits_population_members_equal_single_learners_and_refuse_methods() -> None:
-    from rl_plasticity.population.continual import population_task_errors
     from rl_plasticity.problems.continual import ContinualLearner, online_task_errors
     from rl_plasticity.problems.permuted_digits import PermutedDigits
+    from rl_plasticity.problems.population.continual import population_task_errors
 
     learner = ContinualLearner(hidden=(32, 32), step_size=0.1, batch_size=16, weight_decay=1e-3)
     seeds = [0, 3, 7]

@@ -11,15 +11,9 @@ import pytest
 
 from rl_plasticity.errors import ConfigError
 from rl_plasticity.report import write_report
+from rl_plasticity.report.paired import end_of_phase_from_evaluations, holm, t_test_p
 from rl_plasticity.report.secondaries import cycle_comparisons
-from rl_plasticity.report.statistics import (
-    end_of_phase_by_steps,
-    end_of_phase_from_evaluations,
-    holm,
-    slope,
-    t_interval,
-    t_test_p,
-)
+from rl_plasticity.report.statistics import end_of_phase_by_steps, slope, t_interval
 from rl_plasticity.report.verdicts import comparisons, verdict_lines
 from rl_plasticity.specs.study import StudyTest, load_study_spec
 from tests.conftest import write_spec

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from rl_plasticity.experiment.rundir import EVAL_CSV
+from rl_plasticity.report.paired import end_of_phase_from_evaluations, holm, t_test_p
 from rl_plasticity.report.runs import Run, read_csv_columns
 from rl_plasticity.report.secondaries import (
     PhaseReturns,
@@ -50,11 +51,8 @@ from rl_plasticity.report.statistics import (
     MIN_SEEDS_FOR_CI,
     TInterval,
     end_of_phase_by_steps,
-    end_of_phase_from_evaluations,
-    holm,
     slope,
     t_interval,
-    t_test_p,
 )
 from rl_plasticity.specs.study import StudyTest
 

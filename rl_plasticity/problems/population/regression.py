@@ -44,7 +44,7 @@ from rl_plasticity.plasticity.cbp import least_useful_units
 from rl_plasticity.plasticity.core import new_generator, reinit_units_
 from rl_plasticity.plasticity.init import weight_bound
 from rl_plasticity.plasticity.layers import HiddenLayer
-from rl_plasticity.population.network import PopulationMLP
+from rl_plasticity.problems.population.network import PopulationMLP
 from rl_plasticity.problems.slowly_changing import (
     Learner,
     SlowlyChangingRegression,

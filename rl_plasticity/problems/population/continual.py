@@ -10,7 +10,7 @@ single learners' within float rounding (``tests/test_population.py``).
 Batched over members: the forward, the loss (each member's own mean), the backward and the SGD
 step (one multi-tensor add over the stacked parameters). Nothing loops per member. Plasticity
 methods (CBP, resets, ...) and Adam are not supported here (a ``ConfigError`` says so): the
-regression's population (:mod:`rl_plasticity.population.regression`) has CBP and
+regression's population (:mod:`rl_plasticity.problems.population.regression`) has CBP and
 shrink-and-perturb; the digits table runs those as single learners.
 """
 
@@ -23,8 +23,8 @@ import torch
 from torch.nn import functional as F
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.population.network import PopulationMLP
 from rl_plasticity.problems.continual import LOSSES, ContinualLearner, build_learner
+from rl_plasticity.problems.population.network import PopulationMLP
 
 
 def continual_population_reason(learner: ContinualLearner) -> str | None:
