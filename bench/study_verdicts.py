@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.common import emit
 from rl_plasticity.report.secondaries import read_phase_returns, secondary_lines
 from rl_plasticity.report.verdicts import comparisons, verdict_lines
 from rl_plasticity.specs.study import load_study_spec
@@ -40,10 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *secondary_lines(found, returns, spec.test),
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
+    emit(lines, args.out, None)
     return 0
 
 

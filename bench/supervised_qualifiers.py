@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import emit
+
 RESULTS = Path(__file__).resolve().parent / "results"
 REGRESSION = RESULTS / "regression30" / "regression.per_seed.csv"
 DIGITS = RESULTS / "digits1000" / "method_table_digits_1000.per_seed.csv"
@@ -75,21 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.supervised_qualifiers")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    text = "\n".join(
-        [
-            "# Supervised results: robust qualifiers from the per-seed CSVs",
-            "",
-            "`.venv/bin/python -m bench.supervised_qualifiers`",
-            "",
-            *regression_lines(),
-            "",
-            *digits_lines(),
-            "",
-        ]
-    )
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
+    lines = [
+        "# Supervised results: robust qualifiers from the per-seed CSVs",
+        "",
+        "`.venv/bin/python -m bench.supervised_qualifiers`",
+        "",
+        *regression_lines(),
+        "",
+        *digits_lines(),
+    ]
+    emit(lines, args.out, None)
     return 0
 
 

@@ -166,7 +166,10 @@ def _grid(args: argparse.Namespace) -> tuple[list[str], list[str], list[int], in
         if study.evaluation is not None:
             if evaluation is not None:
                 raise ConfigError("--eval-every", args.eval_every, "not with --study (it sets it)")
-            evaluation = _study_evaluation(study.evaluation)
+            from rl_plasticity.evaluation import EvalSettings
+
+            # the study's table has EvalSettings' keys (checked when the spec was loaded)
+            evaluation = EvalSettings(**study.evaluation)
         return study.envs, study.agents, study.seeds, study.steps, study.group, evaluation
     for key in ("envs", "agents", "steps"):
         if getattr(args, key) is None:
@@ -179,12 +182,6 @@ def _grid(args: argparse.Namespace) -> tuple[list[str], list[str], list[int], in
         args.group if args.group is not None else "sweep",
         _evaluation(args),
     )
-
-
-def _study_evaluation(table: dict[str, int]) -> Any:
-    from rl_plasticity.evaluation import EvalSettings
-
-    return EvalSettings(table["every"], table.get("episodes", 5), table.get("phases"))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

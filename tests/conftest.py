@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,17 @@ def write_spec(folder: Path, name: str, text: str) -> Path:
     path = folder / f"{name}.toml"
     path.write_text(text)
     return path
+
+
+def rlp_train(
+    env: Path, agent: Path, steps: int, root: Path, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """``rlp train`` as a user runs it, in a child process with Python's default warning filters
+    (``-W default``: what a user's terminal would show), its output captured."""
+    argv = ["train", "--env", str(env), "--agent", str(agent), "--steps", str(steps)]
+    argv += ["--root", str(root), "--no-progress"]
+    command = [sys.executable, "-W", "default", "-m", "rl_plasticity.cli", *argv]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rl_plasticity.cli import main
-from tests.conftest import TINY_ENV, TINY_PPO, write_spec
+from tests.conftest import TINY_ENV, TINY_PPO, rlp_train, write_spec
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -191,27 +191,7 @@ def test_a_typo_in_a_spec_name_suggests_the_name(capsys):
 def test_a_runs_warning_is_one_plain_line(tmp_path, tiny_env):
     """CBP's maturity beyond a short run: ``rlp: warning: CBP: ...``, not Python's file and line."""
     agent = write_spec(tmp_path, "cbp", TINY_PPO + '\n[method]\nname = "cbp"\n')
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "default",
-            "-m",
-            "rl_plasticity.cli",
-            "train",
-            "--env",
-            str(tiny_env),
-            "--agent",
-            str(agent),
-            "--steps",
-            "512",
-            "--root",
-            str(tmp_path),
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    child = rlp_train(tiny_env, agent, 512, tmp_path)
     assert child.returncode == 0, child.stderr
     lines = [line for line in child.stderr.splitlines() if "CBP" in line]
     assert len(lines) == 1

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from rl_plasticity.errors import ConfigError
 from rl_plasticity.plasticity import registry
 from rl_plasticity.plasticity.registry import registered_methods
 from rl_plasticity.specs import load_agent_spec
-from tests.conftest import TINY_PPO, write_spec
+from tests.conftest import TINY_PPO, rlp_train, write_spec
 
 PLASTICITY = Path(registry.__file__).parent
 
@@ -89,26 +87,7 @@ def test_a_method_in_a_users_file_trains_from_rlp_train(tmp_path, tiny_env):
         "[hyperparameters]", '[method]\nname = "user_count"\n\n[hyperparameters]'
     )
     spec = write_spec(tmp_path, "my-agent", 'method_modules = ["my_methods.py"]\n' + agent)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rl_plasticity.cli",
-            "train",
-            "--env",
-            str(tiny_env),
-            "--agent",
-            str(spec),
-            "--steps",
-            "1024",
-            "--root",
-            str(tmp_path / "runs"),
-            "--no-progress",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = rlp_train(tiny_env, spec, 1024, tmp_path / "runs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = Path(result.stdout.strip().splitlines()[-1])
     config = json.loads((run / "config.json").read_text())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from tests.conftest import rlp_train
+
 SCRIPT = """
 from rl_plasticity.specs import load_env_spec
 spec = load_env_spec("mass-gear-halfcheetah")
@@ -48,27 +50,6 @@ def test_a_direct_gym_make_shows_a_mujoco_warning_once(tmp_path):
 
 
 def test_a_runs_stderr_carries_no_mujoco_warning(tmp_path, tiny_agent, tiny_env):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "default",
-            "-m",
-            "rl_plasticity.cli",
-            "train",
-            "--env",
-            str(tiny_env),
-            "--agent",
-            str(tiny_agent),
-            "--steps",
-            "512",
-            "--root",
-            str(tmp_path / "runs"),
-            "--no-progress",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = rlp_train(tiny_env, tiny_agent, 512, tmp_path / "runs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "MujocoWarning" not in result.stderr and "settotalmass" not in result.stderr
