@@ -185,21 +185,26 @@ def speed(setup: Setup, env_ids: list[str], steps: int, repeats: int, members: i
     return lines
 
 
-def equivalence(env_id: str, seeds: int, steps: int) -> list[str]:
-    """Learning curves of single FastPPO runs against the same seeds in one population."""
-    singles, members = {}, {}
+def equivalence(setup: Setup, env_id: str, seeds: int, steps: int) -> list[str]:
+    """Learning curves of single FastPPO runs against the same seeds in one population, each run
+    and member with the setup's callbacks (its method and metrics callback, or none)."""
+    singles, members, replaced = {}, {}, {"single": 0, "member": 0}
     start = time.process_time()
     for seed in range(seeds):
-        single = model(env_id, seed)
+        single = setup.model(env_id, seed)
         episodes = Episodes()
-        single.learn(steps, callback=episodes)
+        callbacks = setup.fresh_callbacks()
+        single.learn(steps, callback=[episodes, *callbacks])
         singles[seed] = episodes.episodes
+        replaced["single"] += units_replaced(callbacks)
     single_seconds = time.process_time() - start
     start = time.process_time()
-    population = PopulationPPO.build(lambda s: model(env_id, s), range(seeds))
+    population = PopulationPPO.build(lambda s: setup.model(env_id, s), range(seeds))
     recorders = [Episodes() for _ in range(seeds)]
-    population.learn(steps, callback=recorders)
+    callbacks = [setup.fresh_callbacks() for _ in range(seeds)]
+    population.learn(steps, callback=[[r, *c] for r, c in zip(recorders, callbacks, strict=True)])
     population_seconds = time.process_time() - start
+    replaced["member"] = sum(units_replaced(c) for c in callbacks)
     for seed, recorder in enumerate(recorders):
         members[seed] = recorder.episodes
     final = {name: [] for name in ("single", "member")}
@@ -212,13 +217,19 @@ def equivalence(env_id: str, seeds: int, steps: int) -> list[str]:
             area[name].append(a)
         pairs = zip(singles[seed], members[seed], strict=False)
         same.append(next((i for i, (x, y) in enumerate(pairs) if x != y), len(singles[seed])))
+    watched = "its method and metrics callback" if setup.callbacks else "no callbacks"
     lines = [
-        f"{env_id}, seeds 0-{seeds - 1}, {steps} steps per run, agents/ppo.toml (n_envs 1, 1 torch "
-        f"thread), no callbacks (update batched: {population.update_mode}); CPU seconds: "
-        f"{seeds} single FastPPO runs {single_seconds:.0f}, one population of {seeds} "
-        f"{population_seconds:.0f}",
+        f"{env_id}, seeds 0-{seeds - 1}, {steps} steps per run, agents/{setup.agent}.toml with "
+        f"{watched} (1 torch thread; the population's update: {population.update_mode}); "
+        f"CPU seconds: {seeds} single FastPPO runs {single_seconds:.0f}, one population of "
+        f"{seeds} {population_seconds:.0f}",
         "",
     ]
+    if setup.callbacks:
+        lines[0] += (
+            f"; units replaced by the method, all seeds: single runs {replaced['single']}, "
+            f"members {replaced['member']}"
+        )
     return lines + curve_table(
         ("single runs", "population members"),
         final["single"],
@@ -227,6 +238,18 @@ def equivalence(env_id: str, seeds: int, steps: int) -> list[str]:
         area["member"],
         same,
     )
+
+
+def units_replaced(callbacks: list) -> int:
+    """Units a run's method replaced on all its networks (continual backprop's count; 0 for
+    methods that keep none)."""
+    total = 0
+    for callback in callbacks:
+        for method in getattr(callback, "methods", {}).values():
+            counts = getattr(method, "replaced_total", None)
+            if isinstance(counts, dict):
+                total += sum(counts.values())
+    return total
 
 
 def main() -> None:
@@ -246,7 +269,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.equivalence:
-        lines = equivalence(args.env[0], args.seeds, args.steps)
+        lines = equivalence(Setup(args.agent, args.callbacks), args.env[0], args.seeds, args.steps)
     else:
         setup = Setup(args.agent, args.callbacks)
         lines = speed(setup, args.env, args.steps, args.repeats, args.members)

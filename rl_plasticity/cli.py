@@ -70,6 +70,10 @@ def _count(key: str, minimum: int = 1) -> Callable[[str], int]:
     return parse
 
 
+def _population(text: str) -> int | str:
+    return "auto" if text == "auto" else _count("population")(text)
+
+
 def _minutes(text: str) -> float:
     try:
         value = float(text)
@@ -460,12 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--population",
-        type=_count("population"),
-        default=None,
-        metavar="N",
+        type=_population,
+        default="auto",
+        metavar="N|auto",
         help="local backend: train up to N seeds of one env and agent in one process, as a "
-        "population (FastPPO agents: their policy calls, and their updates where no method or "
-        "metrics hook them, batched); default: a process per run",
+        "population (FastPPO agents: their policy calls and updates batched, methods and "
+        "metrics on member stacks); 1: a process per run; default auto: FastPPO agents' seeds "
+        "in as few populations as keep --jobs processes busy, other agents a process per run",
     )
     p.add_argument(
         "--max-retries",

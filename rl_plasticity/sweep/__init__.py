@@ -1,11 +1,12 @@
 """A grid of runs (envs x agents x seeds) on local cores or a Ray cluster, resumable.
 
-On local cores every run is its own process, ``python -m rl_plasticity.cli train ... --resume``,
-with its output in ``<root>/<group>/logs/<run>.log`` (with ``population``, the seeds of one env
-and agent share a process, ``rlp train --seeds``: see
-:mod:`rl_plasticity.experiment.population`): a run that crashes hard (segfault, SIGKILL,
-out of memory) takes only itself down. Such a run is recorded as failed in its ``status.json``
-(the child could not write it) and the others go on. On Ray every run is a task that trains in
+On local cores a run is a child process, ``python -m rl_plasticity.cli train ... --resume``, with
+its output in ``<root>/<group>/logs/<run>.log``; by default the seeds of one env and a FastPPO
+agent share such processes as populations (``rlp train --seeds``, see
+:mod:`rl_plasticity.experiment.population` and :func:`.local.default_populations`). A process
+that crashes hard (segfault, SIGKILL, out of memory) takes only its own runs down. Such a run is
+recorded as failed in its ``status.json`` (the child could not write it), the others go on, and
+the next sweep resumes it from its last checkpoint. On Ray every run is a task that trains in
 its worker process (the worker's own environment), in a folder of the worker's own disk, kept in
 run storage (``storage``: a shared path or a URI) at every checkpoint; a task whose worker or node
 is lost is retried from the last checkpoint in storage (see :mod:`.ray_cluster`, :mod:`.worker`,
@@ -38,6 +39,7 @@ from rl_plasticity.overrides import Override
 from rl_plasticity.sweep.local import (
     CHILD_ENV_DEFAULTS,
     Children,
+    default_populations,
     population_tasks,
     run_local,
     run_task,
@@ -143,7 +145,7 @@ def sweep(
     storage: str | Path | None = None,
     max_retries: int | None = None,
     runtime_env: dict[str, Any] | None = None,
-    population: int | None = None,
+    population: int | str = "auto",
 ) -> SweepResult:
     """Train every (env, agent, seed) of the grid; skip finished runs, resume unfinished ones.
 
@@ -171,8 +173,10 @@ def sweep(
     :param runtime_env: Ray backend: the workers' runtime environment (see
         :func:`load_runtime_env`)
     :param population: local backend: train up to this many seeds of one env and agent in one
-        process, as a population (:mod:`rl_plasticity.experiment.population`); None: a process
-        per run
+        process, as a population (:mod:`rl_plasticity.experiment.population`); 1: a process per
+        run; ``"auto"``: FastPPO agents' seeds in populations, as few as keep ``jobs`` processes
+        busy, and every other run its own process (:func:`.local.default_populations`; with the
+        Ray backend, a task per run)
     :return: every run's outcome, in grid order
     :raises ConfigError: for a bad spec, backend or argument, before any run starts
     """
@@ -184,9 +188,11 @@ def sweep(
     for key, value in ray_only.items():
         if backend != "ray" and value is not None:
             raise ConfigError(key, value, "only with backend ray (local runs write under root)")
-    if population is not None and (backend != "local" or population < 1):
+    if population != "auto" and (
+        backend != "local" or not isinstance(population, int) or population < 1
+    ):
         raise ConfigError(
-            "population", population, "a positive number of seeds per process, backend local"
+            "population", population, "auto, or a positive number of seeds per process (local)"
         )
     if max_retries is not None and max_retries < 0:
         raise ConfigError("max_retries", max_retries, "a number of retries, 0 or more")
@@ -197,14 +203,18 @@ def sweep(
     tasks = plan(
         envs, agents, seeds, steps, root, group, overrides, evaluation, checkpoint_minutes, echo
     )
-    processes = len(tasks) if population is None else len(population_tasks(tasks, population))
-    jobs = min(jobs or default_jobs(), processes)
+    jobs = jobs or default_jobs()
     tracker = Tracker(tasks, echo, progress)
     if backend == "ray":
         retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
+        jobs = min(jobs, len(tasks))
         results = run_ray(tasks, jobs, address, tracker, store, retries, runtime_env)
         return SweepResult([results[task.path] for task in tasks])
+    if population == "auto":
+        groups = default_populations(tasks, jobs)
+    else:
+        groups = population_tasks(tasks, population)
     children = Children()
     with signals_to(children):
-        results = run_local(tasks, jobs, tracker, children, population)
+        results = run_local(groups, min(jobs, len(groups)), tracker, children)
     return SweepResult([results[task.path] for task in tasks], children.signum)

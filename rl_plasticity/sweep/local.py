@@ -118,11 +118,14 @@ class PopulationTask:
 def population_tasks(tasks: list[RunTask], size: int) -> list[PopulationTask]:
     """The tasks grouped into populations of up to ``size`` seeds of one env and agent, in grid
     order; each group's command is its first task's with ``--seeds`` for ``--seed`` and
-    ``--resume`` (a member without a checkpoint then starts again, with a note).
+    ``--resume`` (a member without a checkpoint then starts again, with a note). With ``size`` 1,
+    every task is its own process, as without populations.
 
     :param tasks: the grid's tasks (from :func:`~rl_plasticity.sweep.plan.plan`)
     :param size: members per process
     """
+    if size == 1:
+        return [PopulationTask(t.command, t.log, (t,)) for t in tasks]
     groups: dict[tuple, list[RunTask]] = {}
     for task in tasks:
         seed_at = task.command.index("--seed")
@@ -141,6 +144,30 @@ def population_tasks(tasks: list[RunTask], size: int) -> list[PopulationTask]:
             log = chunk[0].log.with_name(f"{chunk[0].name}-population-{len(chunk)}.log")
             result.append(PopulationTask(command, log, chunk))
     return result
+
+
+def default_populations(tasks: list[RunTask], jobs: int) -> list[PopulationTask]:
+    """``--population auto``: the runs of FastPPO agents grouped into populations, as few per env
+    and agent as keep ``jobs`` processes busy; every other run its own process.
+
+    A population is faster per core than its members run one by one (BENCHMARKS.md, "One engine
+    core": 1.97x for the friction study's agent with CBP and metrics), but it is one process: with
+    G (env, agent) pairs of S seeds on J cores, each pair's seeds are split into
+    ``min(S, ceil(J / G))`` populations of equal size (rounded up), so a sweep of one agent still
+    uses every core. Agents of other algorithms (SB3's PPO, SAC, ...) cannot form populations.
+
+    :param tasks: the grid's tasks
+    :param jobs: processes at a time
+    :return: the processes to run, populations first, in grid order
+    """
+    grouped = [t for t in tasks if t.args is not None and t.args.agent.algorithm == "FastPPO"]
+    alone = [PopulationTask(t.command, t.log, (t,)) for t in tasks if t not in grouped]
+    pairs = {(t.args.env.name, t.args.agent.name) for t in grouped}
+    if not pairs:
+        return alone
+    seeds = max(sum(1 for t in grouped if (t.args.env.name, t.args.agent.name) == p) for p in pairs)
+    chunks = min(seeds, max(1, -(-jobs // len(pairs))))
+    return population_tasks(grouped, -(-seeds // chunks)) + alone
 
 
 def run_population(population: PopulationTask, children: Children | None = None) -> list[RunResult]:
@@ -258,27 +285,17 @@ def signals_to(children: Children) -> Iterator[None]:
 
 
 def run_local(
-    tasks: list[RunTask],
-    jobs: int,
-    tracker: Tracker,
-    children: Children,
-    population: int | None = None,
+    groups: list[PopulationTask], jobs: int, tracker: Tracker, children: Children
 ) -> dict[Path, RunResult]:
-    """Run the tasks as child processes of this machine, ``jobs`` at a time.
+    """Run the processes (single runs or populations) as children of this machine, ``jobs`` at
+    a time.
 
-    :param tasks: the runs
+    :param groups: the processes, each with its runs (see :func:`population_tasks`)
     :param jobs: processes at a time
     :param tracker: told when runs start and end
     :param children: the running runs, for signals
-    :param population: train up to this many seeds of one env and agent per process, as a
-        population (see :func:`population_tasks`); None: one process per run
     :return: each run's outcome by its directory
     """
-    groups = (
-        population_tasks(tasks, population)
-        if population is not None
-        else [PopulationTask(t.command, t.log, (t,)) for t in tasks]
-    )
 
     # Threads only wait on child processes, so one thread per parallel process is enough.
     def run(group: PopulationTask) -> list[RunResult]:
