@@ -43,7 +43,7 @@ def test_default_populations_group_fastppo_seeds_to_fill_the_cores(
     assert [g.members[0].args.agent.name for g in groups] == ["tiny-fast"] * 2 + ["tiny-ppo"] * 4
     assert "--seeds" in groups[0].command and "--seed" in groups[2].command
     # One core: one population of 4; 8 cores: a process per run (4 seeds cannot fill 8 cores).
-    assert [_seeds(g) for g in default_populations(tasks, 1)][0] == [0, 1, 2, 3]
+    assert _seeds(default_populations(tasks, 1)[0]) == [0, 1, 2, 3]
     assert all(len(g.members) == 1 for g in default_populations(tasks, 8))
     assert all("--seed" in g.command for g in default_populations(tasks, 8))
     # Two pairs on 2 cores: a population each.
@@ -80,9 +80,7 @@ def _process_with(*words: str) -> int | None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the child in /proc")
-def test_a_population_killed_by_sigkill_resumes_without_a_row_twice(
-    tmp_path, tiny_env, fast_agent
-):
+def test_a_population_killed_by_sigkill_resumes_without_a_row_twice(tmp_path, tiny_env, fast_agent):
     root = tmp_path / "runs"
     argv = ["sweep", "--envs", str(tiny_env), "--agents", str(fast_agent), "--seeds", "0-1"]
     argv += ["--steps", "8192", "--root", str(root), "--jobs", "1", "--no-progress"]
