@@ -1,6 +1,6 @@
 """TRAC's scale S_t on permuted digits: why some seeds stay at chance (BENCHMARKS.md, digits).
 
-Trains the digits table's TRAC learner (``bench.method_table.DIGITS``'s base learner with the
+Trains the digits table's TRAC learner (``bench.method_table_rows.DIGITS``'s base learner with the
 ``trac`` method) on the first tasks of each seed and prints the distribution of TRAC's scale
 ``S_t = sum_beta s_beta`` over the steps: the weights are ``theta_ref + max(S_t, 0) * Delta_t``,
 so at S_t <= 0 they stay at their initial values.
@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import torch
 
-from bench.method_table import DIGITS
+from bench.method_table_rows import DIGITS
 from rl_plasticity.plasticity.trac import TRAC_KEY
 from rl_plasticity.problems.continual import ContinualLearner, build_learner
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rl_plasticity.cli import build_parser
+from rl_plasticity.cli_parser import build_parser
 from rl_plasticity.plasticity.registry import ENTRY_POINT_GROUP
 from rl_plasticity.reference import stale_pages
 

@@ -45,6 +45,7 @@ LAYERS = {
     "rl_plasticity.report": 3,
     "rl_plasticity.demo": 3,
     "rl_plasticity.cli": 4,
+    "rl_plasticity.cli_parser": 4,
     "rl_plasticity": 4,
 }
 

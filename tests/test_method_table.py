@@ -8,17 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
-from bench.method_table import (
-    DIGITS,
-    ENTRIES,
-    REGRESSION,
-    TUNING_SEEDS,
-    Entry,
-    choose,
-    job_key,
-    learner_for,
-    summarize,
-)
+from bench.method_table import TUNING_SEEDS, choose, job_key
+from bench.method_table_report import summarize
+from bench.method_table_rows import DIGITS, ENTRIES, REGRESSION, Entry, learner_for
 from rl_plasticity.plasticity.protocol import registered_methods
 from rl_plasticity.problems.continual import build_learner
 

@@ -72,7 +72,8 @@ The hooks, each a no-op by default:
   exactly (the base keeps the step count and the method's random generator).
 
 The registry (``register_method``, ``make_method``, ...) is in ``registry``; the names a method
-file needs are importable from here too. This module knows nothing of SB3 or gymnasium.
+file needs are importable from here too. How a loss term's gradient is added and clipped with the
+loss is in ``loss_terms``. This module knows nothing of SB3 or gymnasium.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ from rl_plasticity.plasticity.core import (
     sequential_roots,
 )
 from rl_plasticity.plasticity.layers import HiddenLayer, find_hidden_layers, required_layers
+from rl_plasticity.plasticity.loss_terms import ClipWithLoss, add_term_gradient, recompute_features
 from rl_plasticity.plasticity.registry import (
     make_method,
     method_class,
@@ -178,8 +180,8 @@ class Method:
         self._inputs: InputRecorder | None = None
         self._roots: list[nn.Module] = []
         self._handles: list = []
-        #: with a max_grad_norm: (parameters, max norm, squared gradient norm of each)
-        self._clip: tuple[list[torch.Tensor], float, dict[int, torch.Tensor]] | None = None
+        #: with a max_grad_norm: clips a loss term with the loss
+        self._clip: ClipWithLoss | None = None
         #: a warning that it cannot act (or did not) was given: each instance warns once
         self._warned_idle = False
 
@@ -341,14 +343,15 @@ class Method:
             )
             clip = adds_loss and max_grad_norm is not None and math.isfinite(max_grad_norm)
             if clip:
-                self._clip_before_terms(optimizer, float(max_grad_norm))
+                self._clip = ClipWithLoss(optimizer, float(max_grad_norm))
+                self._handles += self._clip.install()
             if implements(self, "loss_term"):
                 self._handles.append(optimizer.register_step_pre_hook(self._pre_step))
             if implements(self, "before_step"):
                 hook = optimizer.register_step_pre_hook(lambda *_: self.before_step())
                 self._handles.append(hook)
             if clip:
-                self._handles.append(optimizer.register_step_pre_hook(self._clip_again))
+                self._handles.append(optimizer.register_step_pre_hook(self._clip.clip_again))
         self.setup()
         if expected_updates is not None:
             reason = self.check_reachable(check_int("expected_updates", expected_updates, 0))
@@ -403,68 +406,13 @@ class Method:
         if not self.loss_term_due():
             return
         with torch.enable_grad():
-            features = self._recompute_features() if self.loss_features else None
+            features = None
+            if self.loss_features:
+                assert self._inputs is not None
+                features = recompute_features(self._roots, self._inputs.latest, self.layers)
             loss = self.loss_term(features)
-            if loss is None:
-                return
-            params = [
-                p for group in optimizer.param_groups for p in group["params"] if p.requires_grad
-            ]
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-        with torch.no_grad():
-            for param, grad in zip(params, grads, strict=True):
-                if grad is None:
-                    continue
-                if param.grad is None:
-                    param.grad = grad.detach()
-                else:
-                    param.grad.add_(grad)
-
-    def _clip_before_terms(self, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> None:
-        """Record each parameter's gradient norm as backward finishes it (before the algorithm
-        clips), and undo the clip's factor before the terms are added (first pre-step hook)."""
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        self._clip = (params, max_grad_norm, {})
-        squares = self._clip[2]
-
-        def record(param: torch.Tensor) -> None:
-            squares[id(param)] = param.grad.detach().square().sum()
-
-        self._handles += [p.register_post_accumulate_grad_hook(record) for p in params]
-        self._handles.append(optimizer.register_step_pre_hook(self._unclip))
-
-    def _unclip(self, *_: object) -> None:
-        assert self._clip is not None
-        params, max_norm, squares = self._clip
-        if not squares:
-            return
-        norm = float(torch.stack(list(squares.values())).sum().sqrt())
-        factor = min(1.0, max_norm / (norm + 1e-6))  # clip_grad_norm_'s clamped coefficient
-        if factor < 1.0:
-            with torch.no_grad():
-                for p in params:
-                    if p.grad is not None:
-                        p.grad.div_(factor)
-
-    def _clip_again(self, *_: object) -> None:
-        assert self._clip is not None
-        params, max_norm, squares = self._clip
-        torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_norm)
-        squares.clear()
-
-    def _recompute_features(self) -> list[torch.Tensor] | None:
-        """Each hidden layer's features, recomputed with gradients from the step's inputs."""
-        assert self._inputs is not None
-        if any(x is None for x in self._inputs.latest):
-            return None
-        by_activation = {id(layer.activation): i for i, layer in enumerate(self.layers)}
-        features: list[torch.Tensor | None] = [None] * len(self.layers)
-        for root, x in zip(self._roots, self._inputs.latest, strict=True):
-            for sub in root.children():
-                x = sub(x)
-                if id(sub) in by_activation:
-                    features[by_activation[id(sub)]] = x.reshape(-1, x.shape[-1])
-        return [f for f in features if f is not None]
+            if loss is not None:
+                add_term_gradient(loss, optimizer)
 
     # -- state -----------------------------------------------------------------------------------
 
