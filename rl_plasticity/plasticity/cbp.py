@@ -52,6 +52,10 @@ its reset (global step t large, so 1 - beta^t = 1; eps neglected), update / lr =
   was silent long enough for its moments to decay.
 
 ``optimizer_state="keep"`` reproduces the RL code; the default ``"zero"`` is the first case.
+
+Populations (P networks of one architecture trained as stacks: the PPO population engine, the
+supervised population): :meth:`CBP.stacked_after_step` takes every member's step above at once,
+one member's CBP each, equal to its single run (the bookkeeping on stacks is in ``cbp_stacked``).
 """
 
 from __future__ import annotations
@@ -64,11 +68,12 @@ import torch
 from torch import nn
 
 from rl_plasticity.catalog import activation_of, init_names
+from rl_plasticity.plasticity.cbp_stacked import members_due, stacked_units
 from rl_plasticity.plasticity.core import reinit_units_
 from rl_plasticity.plasticity.init import check_init, weight_bound
 from rl_plasticity.plasticity.layers import HiddenLayer
 from rl_plasticity.plasticity.protocol import Method, register_method
-from rl_plasticity.plasticity.stacked import MemberStacks, shared_stack
+from rl_plasticity.plasticity.stacked import MemberStacks
 from rl_plasticity.validate import check_bool, check_choice, check_int, check_number
 
 #: Initial distributions CBP can re-draw incoming weights from (see ``init.weight_bound``).
@@ -82,7 +87,9 @@ class UnitState:
     :param utility: running contribution utility u (not bias-corrected), one per unit
     :param mean: running mean activation f (used only with mean correction)
     :param age: steps since each unit was created
-    :param accumulated: fractional number of units owed to replacement
+    :param accumulated: fractional number of units owed to replacement: a float, or in a
+        population a 0-dim float64 view of the members' stack (``cbp_stacked``), updated in place
+        by the same float64 arithmetic
     :param bound: half-width of the incoming weights' initial distribution
     :param replaced_total: units replaced so far
     """
@@ -90,12 +97,14 @@ class UnitState:
     utility: torch.Tensor
     mean: torch.Tensor
     age: torch.Tensor
-    accumulated: float
+    accumulated: float | torch.Tensor
     bound: float
     replaced_total: int = 0
     #: groups [age, count] of units not yet older than the maturity threshold, oldest first: the
-    #: number of eligible units is known without a tensor reduction on every step
-    young: list[list[int]] = field(default_factory=list)
+    #: number of eligible units is known without a tensor reduction on every step. None when the
+    #: ages were set or advanced elsewhere (a loaded state, a population's steps): counted from
+    #: :attr:`age` at the next step
+    young: list[list[int]] | None = field(default_factory=list)
 
     def age_and_count_eligible(self, maturity_threshold: int) -> int:
         """Age the young units by this step; return the units older than ``maturity_threshold``.
@@ -103,8 +112,11 @@ class UnitState:
         :param maturity_threshold: m
         :return: the number of eligible units
         """
-        for group in self.young:
-            group[0] += 1
+        if self.young is None:
+            self.recount_young(maturity_threshold)  # from ages that already count this step
+        else:
+            for group in self.young:
+                group[0] += 1
         while self.young and self.young[0][0] > maturity_threshold:
             self.young.pop(0)
         return len(self.age) - sum(count for _, count in self.young)
@@ -116,17 +128,6 @@ class UnitState:
 
 
 _NONE = torch.empty(0, dtype=torch.long)
-#: UnitState tensors a population keeps as slices of (P, units) stacks
-_STACKED = ("utility", "age", "mean")
-
-
-def _member_stack(states: Sequence[UnitState], name: str) -> torch.Tensor:
-    """The (P, units) stack whose slices the members' ``name`` tensors are (made so if needed)."""
-    stack, views = shared_stack([getattr(s, name) for s in states])
-    if views is not None:
-        for state, view in zip(states, views, strict=True):
-            setattr(state, name, view)
-    return stack
 
 
 def least_useful_units(
@@ -259,6 +260,7 @@ class CBP(Method):
         n_replace = self._units_due(state)
         if n_replace == 0:
             return _NONE
+        state.young.append([0, n_replace])
         optimizer = self.optimizer if self.optimizer_state == "zero" else None
         return self._replace_units(layer, state, n_replace, optimizer)
 
@@ -287,53 +289,52 @@ class CBP(Method):
         state.utility[units] = 0
         state.mean[units] = 0
         state.age[units] = 0
-        state.young.append([0, n_replace])
         state.replaced_total += n_replace
         return units
 
     @classmethod
     def stacked_after_step(cls, methods: Sequence[CBP], stacks: MemberStacks) -> None:
-        """CBP's step for P members: ages, utilities (and means) on (P, units) stacks that each
-        member's state holds slices of, in one operation per layer for all members; then, per
-        member, its replacements (rare) on its slices of the stacks and of the optimizer state,
-        drawn from its own generator, in the single CBP's order.
+        """CBP's step for P members, in one tensor operation per layer for all members: ages,
+        utilities (and means) on (P, units) stacks, the eligible units counted and owed units
+        accumulated on them (``cbp_stacked``; each member's state holds slices of the stacks).
+        Then, only for the members with units due on this step (rare), its replacements on its
+        slices of the stacks and of the optimizer state, drawn from its own generator, in the
+        single CBP's order.
 
         :param methods: member k's CBP (equal settings) at index k
         :param stacks: the members' parameters after the step, and the step's features
         """
         first = methods[0]
         eta = first.decay_rate
+        kept = stacked_units(methods, stacks)
         with torch.no_grad():
             active = []
-            for index, layer in enumerate(first.layers):
+            for index, (layer, units) in enumerate(zip(first.layers, kept, strict=True)):
                 h = stacks.layer_features(layer)
                 if h is None:  # no training forward through it since the last step
                     continue
                 active.append(index)
-                states = [m.units[index] for m in methods]
-                utility, age, mean = (_member_stack(states, name) for name in _STACKED)
-                age.add_(1)
+                units.age.add_(1)
                 outgoing = stacks.stack(layer.outgoing[0].weight).abs().sum(1)
                 for out in layer.outgoing[1:]:
                     outgoing += stacks.stack(out.weight).abs().sum(1)
                 magnitude = (h if first._nonnegative[index] else h.abs()).sum(1)
-                utility.mul_(eta).addcmul_(magnitude, outgoing, value=(1 - eta) / h.shape[1])
+                scale = (1 - eta) / h.shape[1]
+                units.utility.mul_(eta).addcmul_(magnitude, outgoing, value=scale)
                 if first.mean_correction:
-                    mean.mul_(eta).add_(h.mean(1), alpha=1 - eta)
+                    units.mean.mul_(eta).add_(h.mean(1), alpha=1 - eta)
+            rho, maturity = first.replacement_rate, first.maturity_threshold
             for index in active:
                 layer = first.layers[index]
-                for k, method in enumerate(methods):
-                    state = method.units[index]
-                    n_replace = method._units_due(state)
-                    if n_replace == 0:
-                        continue
+                for k, n_replace in members_due(kept[index], rho, maturity):
+                    method = methods[k]
                     view = stacks.layer(layer, k)
                     optimizer = None
                     if method.optimizer_state == "zero":
                         params = [view.incoming.weight, view.incoming.bias]
                         params += [out.weight for out in view.outgoing]
                         optimizer = stacks.member_optimizer(k, [p for p in params if p is not None])
-                    method._replace_units(view, state, n_replace, optimizer)
+                    method._replace_units(view, method.units[index], n_replace, optimizer)
 
     @property
     def replaced_total(self) -> dict[str, int]:
@@ -354,7 +355,7 @@ class CBP(Method):
                     "utility": s.utility.clone(),
                     "mean": s.mean.clone(),
                     "age": s.age.clone(),
-                    "accumulated": s.accumulated,
+                    "accumulated": float(s.accumulated),
                     "bound": s.bound,
                     "replaced_total": s.replaced_total,
                 }
@@ -374,10 +375,13 @@ class CBP(Method):
             s.utility.copy_(saved["utility"])
             s.mean.copy_(saved["mean"])
             s.age.copy_(saved["age"])
-            s.accumulated = float(saved["accumulated"])
+            if torch.is_tensor(s.accumulated):  # a member's: its slice of the stack
+                s.accumulated.fill_(float(saved["accumulated"]))
+            else:
+                s.accumulated = float(saved["accumulated"])
             s.bound = float(saved["bound"])
             s.replaced_total = int(saved["replaced_total"])
-            s.recount_young(self.maturity_threshold)
+            s.young = None
 
     def check_reachable(self, updates: int) -> str | None:
         oldest = max(int(s.age.max()) for s in self.units)

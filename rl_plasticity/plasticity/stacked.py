@@ -47,12 +47,16 @@ class MemberStacks:
         too), or None
     :param features: the latest training forward's features of each hidden layer, (P, batch,
         units), keyed by the position in ``stacks`` of the layer's incoming weight
+    :param group_state: what a method's population form keeps for as long as these stacks live
+        (built on its first step on them, so that later steps do no per-member work), keyed by
+        member 0's instance of the method
     """
 
     stacks: list[torch.Tensor]
     members: list[list[torch.Tensor]]
     optimizer: torch.optim.Optimizer | None = None
     features: dict[int, torch.Tensor] = field(default_factory=dict)
+    group_state: dict[Method, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._position = {id(p): j for params in self.members for j, p in enumerate(params)}

@@ -9,7 +9,8 @@ per step), so a population runs many seeds for about the price of one.
 Every member is also an ordinary network: :meth:`PopulationMLP.member` gives an
 ``nn.Sequential`` (Linear, ReLU, ..., Linear) whose parameters are views of the member's slices
 of the stacks, so changing one changes the other, and its ``state_dict`` loads into a plain
-``nn.Sequential`` of the same shape. :meth:`PopulationMLP.from_members` stacks existing networks.
+``nn.Sequential`` of the same shape. :meth:`PopulationMLP.from_members` stacks existing networks,
+:meth:`PopulationMLP.member_stacks` presents the stacks to the members' plasticity methods.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from rl_plasticity.errors import ConfigError
+from rl_plasticity.plasticity.stacked import MemberStacks
 
 
 class PopulationLinear(nn.Module):
@@ -108,6 +110,19 @@ class PopulationMLP(nn.Module):
         for linear in self.linears:
             modules += [linear.member(k), nn.ReLU()]
         return nn.Sequential(*modules[:-1])
+
+    def member_stacks(self, members: Sequence[nn.Sequential]) -> MemberStacks:
+        """The population as a plasticity method's population form sees it
+        (``Method.stacked_after_step``): the stacked weight and bias of each Linear in order,
+        ``members[k]``'s parameters as member k's, no optimizer state (plain SGD has none). The
+        features of the i-th hidden layer (the output of ``linears[i]``) go in
+        ``features[2 * i]``, the position of that layer's weight.
+
+        :param members: ``member(k)`` at index k: the networks the members' methods are attached to
+        :return: the stacks
+        """
+        stacks = [p for linear in self.linears for p in (linear.weight, linear.bias)]
+        return MemberStacks(stacks, [list(member.parameters()) for member in members])
 
     @classmethod
     def from_members(cls, members: Sequence[nn.Sequential]) -> PopulationMLP:

@@ -7,17 +7,20 @@ squared error before its update, and updates with SGD (step size, weight decay a
 ``torch.optim.SGD`` applies it) at batch size 1; continual backprop and shrink-and-perturb act
 after each step as ``CBP(...).attach(net, optimizer, seed=seeds[k])`` and
 ``ShrinkPerturb(...).attach(net, optimizer, seed=seeds[k])`` do, each drawing from its own
-generator seeded with ``seeds[k]``. The members' errors equal the single learners' within float
-rounding (``tests/test_population.py``): the forward products are batched matrix products, whose
-sums may round differently from the single network's ``addmm``.
+generator seeded with ``seeds[k]``. Continual backprop is ``plasticity.cbp.CBP`` itself: one
+instance per member, attached to the member's network (``PopulationMLP.member``), all stepped at
+once by its population form on the population's stacks. The members' errors equal the single
+learners' within float rounding (``tests/test_population.py``): the forward products are batched
+matrix products, whose sums may round differently from the single network's ``addmm``.
 
 What is batched over members and what loops per member, per example:
 
 =============================  ==================================================================
 forward, error, gradient       batched: one ``baddbmm`` / ``bmm`` per layer for all members
 SGD step (and weight decay)    batched: one multi-tensor add over the stacked parameters
-CBP: ages, utilities, counts   batched: (P, units) ages and utilities, (P,) accumulated counts,
-                               one tensor operation each for all members
+CBP: ages, utilities, counts   batched (``CBP.stacked_after_step``): (P, units) ages and
+                               utilities, eligible units counted from the ages, (P,) float64
+                               accumulated counts, one tensor operation each for all members
 CBP: replacements              per member, only for the members that replace a unit on this step
                                (with the paper's settings a member replaces one of its 5 units
                                about every 2,000 steps): ranking, the re-draw from the member's
@@ -37,13 +40,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from rl_plasticity.errors import ConfigError
-from rl_plasticity.plasticity.cbp import least_useful_units
-from rl_plasticity.plasticity.core import new_generator, reinit_units_
-from rl_plasticity.plasticity.init import weight_bound
-from rl_plasticity.plasticity.layers import HiddenLayer
+from rl_plasticity.plasticity.cbp import CBP
+from rl_plasticity.plasticity.core import new_generator
 from rl_plasticity.problems.population.network import PopulationMLP
 from rl_plasticity.problems.slowly_changing import (
     Learner,
@@ -54,103 +54,8 @@ from rl_plasticity.problems.slowly_changing import (
 from rl_plasticity.validate import check_int, check_number
 
 # ---------------------------------------------------------------------------------------------
-# Continual backprop and shrink-and-perturb with member-local state
+# Shrink-and-perturb with member-local state
 # ---------------------------------------------------------------------------------------------
-
-
-class PopulationCBP:
-    """Continual backprop (``plasticity.cbp.CBP``, lecun-uniform re-draws, no mean correction) on
-    every hidden layer of a population, each member with its own state and generator.
-
-    Per step and hidden layer, batched over members: age += 1; utility <- eta utility + (1 - eta)
-    |h| sum_k |W_out[k, i]|; eligible units (age > maturity_threshold) counted; rho |eligible|
-    added to the member's accumulated count, whose whole part is replaced. Per member, only for
-    the members that replace on this step: the eligible units of least bias-corrected utility get
-    incoming weights drawn from the member's generator, incoming bias 0, outgoing weights 0,
-    utility and age 0 (the optimizer is plain SGD: no state to reset).
-
-    :param network: the population (its hidden layers are all but the last Linear's outputs)
-    :param seeds: member k's generator is seeded with ``seeds[k]``, as ``CBP.attach(seed=...)``
-    :param replacement_rate: rho
-    :param maturity_threshold: steps a unit is protected after creation
-    :param decay_rate: eta, decay of the running utility
-    :raises ConfigError: on a setting out of range, on a network without a hidden layer, or when
-        the seeds are not one per member
-    """
-
-    def __init__(
-        self,
-        network: PopulationMLP,
-        seeds: Sequence[int],
-        replacement_rate: float,
-        maturity_threshold: int,
-        decay_rate: float,
-    ) -> None:
-        self.replacement_rate = check_number("replacement_rate", replacement_rate, 0.0, 1.0)
-        self.maturity_threshold = check_int("maturity_threshold", maturity_threshold, 0)
-        self.decay_rate = check_number("decay_rate", decay_rate, 0.0, 1.0, high_open=True)
-        if len(network.linears) < 2:
-            raise ConfigError("num_hidden", 0, "at least one hidden layer for continual backprop")
-        if len(seeds) != network.population:
-            raise ConfigError("seeds", list(seeds), f"{network.population} seeds, one per member")
-        self.network = network
-        self.generators = [new_generator(seed) for seed in seeds]
-        population = network.population
-        hidden = network.linears[:-1]
-        self.utility = [torch.zeros(population, layer.out_features) for layer in hidden]
-        self.age = [
-            torch.zeros(population, layer.out_features, dtype=torch.long) for layer in hidden
-        ]
-        #: per layer, each member's fractional number of units owed to replacement (float64, as
-        #: the single CBP's Python float)
-        self.accumulated = [torch.zeros(population, dtype=torch.float64) for _ in hidden]
-        #: per layer, each member's units replaced so far
-        self.replaced_total = [torch.zeros(population, dtype=torch.long) for _ in hidden]
-        #: per layer, the half-width of the incoming weights' lecun-uniform distribution
-        self.bounds = [weight_bound(layer.member(0), "lecun_uniform") for layer in hidden]
-
-    def step(self, features: Sequence[torch.Tensor]) -> None:
-        """One CBP step after an optimizer step.
-
-        :param features: per hidden layer, the members' activations on the step's example,
-            (P, batch, units), from the forward before the step
-        """
-        eta = self.decay_rate
-        linears = self.network.linears
-        with torch.no_grad():
-            for index, h in enumerate(features):
-                self.age[index].add_(1)
-                outgoing = linears[index + 1].weight.abs().sum(1)
-                # ReLU features are non-negative: |h| = h, as the single CBP skips the abs.
-                magnitude = h.sum(1)
-                self.utility[index].mul_(eta).addcmul_(
-                    magnitude, outgoing, value=(1 - eta) / h.shape[1]
-                )
-            for index in range(len(features)):
-                self._replace_layer(index)
-
-    def _replace_layer(self, index: int) -> None:
-        age, utility = self.age[index], self.utility[index]
-        eligible_count = (age > self.maturity_threshold).sum(1)
-        accumulated = self.accumulated[index]
-        # rho * n in float64, then added: the single CBP's `accumulated += rho * n_eligible`.
-        accumulated.add_(eligible_count.double() * self.replacement_rate)
-        count = torch.minimum(accumulated.floor().long(), eligible_count)
-        members = torch.nonzero(count).flatten().tolist()
-        if not members:
-            return
-        accumulated.sub_(count)
-        self.replaced_total[index].add_(count)
-        incoming, outgoing = self.network.linears[index], self.network.linears[index + 1]
-        for k in members:  # per member, rare: as CBP._replace_layer, on member k's slices
-            units = least_useful_units(
-                utility[k], age[k], self.maturity_threshold, self.decay_rate, int(count[k])
-            )
-            # Member k's layers are views of the stacks: the re-draw lands in the population.
-            layer = HiddenLayer(str(index), incoming.member(k), nn.ReLU(), [outgoing.member(k)])
-            reinit_units_(layer, units, None, self.bounds[index], self.generators[k])
-            utility[k, units] = 0
-            age[k, units] = 0
 
 
 class PopulationShrinkPerturb:
@@ -237,13 +142,13 @@ class PopulationRun:
 
     :param errors: (P, num_examples) float32 squared errors, member k's in row k
     :param network: the trained population (``network.member(k)`` is member k's network)
-    :param cbp: the continual-backprop state (per-member replacements in ``replaced_total``), or
-        None without CBP
+    :param cbp: member k's continual backprop at index k (its ``replaced_total``, its
+        ``state_dict`` as a single run's), or None without CBP
     """
 
     errors: np.ndarray
     network: PopulationMLP
-    cbp: PopulationCBP | None
+    cbp: list[CBP] | None
 
 
 def train_regression_population(
@@ -255,7 +160,7 @@ def train_regression_population(
     :param seeds: member k's seed: its problem's, its initial network's and its methods'
     :param num_examples: examples each member learns from
     :param flip_period: examples between flips of the problem
-    :return: the errors, the trained network and CBP's state
+    :return: the errors, the trained network and the members' CBP
     :raises ConfigError: on no seeds, a negative seed, fewer than one example, or a learner
         setting a single learner would refuse
     """
@@ -270,6 +175,8 @@ def train_regression_population(
     check_number("shrink", learner.shrink, 0.0, 1.0)
     check_number("perturb_std", learner.perturb_std, 0.0, float("inf"))
     check_number("replacement_rate", learner.replacement_rate, 0.0, 1.0)
+    if learner.replacement_rate > 0 and learner.num_hidden == 0:
+        raise ConfigError("num_hidden", 0, "at least one hidden layer for continual backprop")
     problems = [SlowlyChangingRegression(seed, flip_period=flip_period) for seed in seeds]
     num_inputs = problems[0].num_inputs
     network = PopulationMLP.from_members(
@@ -278,15 +185,20 @@ def train_regression_population(
             for seed in seeds
         ]
     )
+    members = [network.member(k) for k in range(len(seeds))]
+    stacks = network.member_stacks(members)
     cbp = None
     if learner.replacement_rate > 0:
-        cbp = PopulationCBP(
-            network,
-            seeds,
-            learner.replacement_rate,
-            learner.maturity_threshold,
-            learner.decay_rate,
-        )
+        # No optimizer to hook: the loop below steps them (SGD has no state to zero).
+        cbp = [
+            CBP(
+                replacement_rate=learner.replacement_rate,
+                maturity_threshold=learner.maturity_threshold,
+                decay_rate=learner.decay_rate,
+                init="lecun_uniform",
+            ).attach(member, seed=seed)
+            for member, seed in zip(members, seeds, strict=True)
+        ]
     snp = None
     if learner.shrink < 1 or learner.perturb_std > 0:
         snp = PopulationShrinkPerturb(network, seeds, learner.shrink, learner.perturb_std)
@@ -297,6 +209,8 @@ def train_regression_population(
     errors = np.empty((len(seeds), num_examples), dtype=np.float32)
     done = 0
     streams = [problem.chunks(num_examples) for problem in problems]
+    # hidden layer i's features go under its weight's position (``PopulationMLP.member_stacks``)
+    feature_keys = range(0, 2 * (len(network.linears) - 1), 2)
     with torch.no_grad():
         for chunks in zip(*streams, strict=True):
             x_chunk = torch.from_numpy(np.stack([inputs for inputs, _ in chunks]))
@@ -313,11 +227,16 @@ def train_regression_population(
                     step = torch._foreach_add(grads, params, alpha=learner.weight_decay)
                 torch._foreach_add_(params, step, alpha=-learner.step_size)
                 if cbp is not None:
-                    cbp.step(features)
+                    stacks.features.update(zip(feature_keys, features, strict=True))
+                    CBP.stacked_after_step(cbp, stacks)
                 if snp is not None:
                     snp.step()
+            for method in cbp or ():  # counted per chunk: CBP's step does not read it
+                method.steps += size
             errors[:, done : done + size] = chunk_errors.T.numpy()
             done += size
+    for method in cbp or ():  # as the single learner ends: warns if no unit was replaced
+        method.detach()
     return PopulationRun(errors=errors, network=network, cbp=cbp)
 
 
