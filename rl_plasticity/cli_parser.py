@@ -48,7 +48,12 @@ def _count(key: str, minimum: int = 1) -> Callable[[str], int]:
 
 
 def _population(text: str) -> int | str:
-    return "auto" if text == "auto" else _count("population")(text)
+    if text == "auto":
+        return text
+    try:
+        return _count("population")(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"auto or a positive whole number, not {text!r}") from None
 
 
 def _minutes(text: str) -> float:

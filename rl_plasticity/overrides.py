@@ -41,7 +41,12 @@ def parse_count(text: str | int, key: str = "steps", minimum: int = 1) -> int:
     :param minimum: the smallest allowed value
     :raises ConfigError: for anything else
     """
-    allowed = _STEPS_ALLOWED if minimum == 1 else f"a whole number >= {minimum}"
+    if minimum != 1:
+        allowed = f"a whole number >= {minimum}"
+    elif key in ("steps", "eval-every"):
+        allowed = _STEPS_ALLOWED
+    else:
+        allowed = "a positive whole number"
     raw = str(text).strip()
     if not re.fullmatch(r"[0-9][0-9_]*(\.[0-9_]*)?([eE][+]?[0-9]+)?", raw) or "__" in raw:
         raise ConfigError(key, text, allowed)
