@@ -31,6 +31,15 @@ of means, paired Wilcoxon: the two runs of a seed start from the same weights an
 
     .venv/bin/python -m bench.bench_population --equivalence --env HalfCheetah-v5 --seeds 8 \\
         --steps 32768 --out bench/results/population_equivalence.md
+
+With ``--agent`` and ``--callbacks``, each run and member trains with the agent's method and the
+metrics callback, and the header counts the units the method replaced (issue 32: the friction
+study's base agent and its CBP agent, on stacks; 163,840 steps are 25,600 updates, past CBP's
+maturity of 10,000):
+
+    .venv/bin/python -m bench.bench_population --equivalence --agent fric-ppo-cbp --callbacks \\
+        --env Hopper-v5 --seeds 10 --steps 163840 \\
+        --out bench/results/population_equivalence_fric-ppo-cbp.md
 """
 
 from __future__ import annotations
@@ -241,15 +250,9 @@ def equivalence(setup: Setup, env_id: str, seeds: int, steps: int) -> list[str]:
 
 
 def units_replaced(callbacks: list) -> int:
-    """Units a run's method replaced on all its networks (continual backprop's count; 0 for
-    methods that keep none)."""
-    total = 0
-    for callback in callbacks:
-        for method in getattr(callback, "methods", {}).values():
-            counts = getattr(method, "replaced_total", None)
-            if isinstance(counts, dict):
-                total += sum(counts.values())
-    return total
+    """Units a run's method replaced on all its networks (continual backprop's count, kept by its
+    callback after training; 0 for methods that replace none)."""
+    return sum(sum(getattr(c, "replaced_total", {}).values()) for c in callbacks)
 
 
 def main() -> None:
