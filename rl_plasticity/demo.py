@@ -3,7 +3,8 @@
 Four agents on ``fast-slippery-hopper`` (Hopper; the friction of every geom is redrawn every
 20,000 steps, three changes in a demo run): PPO, the reset reference (a fresh network and
 optimizer at every change), PPO+CBP and PPO+ReDo, three seeds each, run in parallel on every
-core; then ``rlp report``. Running it again reuses the finished runs. Prints the report's path
+core (each agent's seeds one population, as ``rlp sweep`` forms them by default); then
+``rlp report``. Running it again reuses the finished runs. Prints the report's path
 last.
 
 The agents use DEMO settings (``agents/demo-*.toml``), not the paper's: FastPPO (SB3's PPO,
