@@ -61,14 +61,13 @@ one member's CBP each, equal to its single run (the bookkeeping on stacks is in 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from rl_plasticity.catalog import activation_of, init_names
-from rl_plasticity.plasticity.cbp_stacked import members_due, stacked_units
+from rl_plasticity.plasticity.cbp_stacked import UnitState, members_due, stacked_units
 from rl_plasticity.plasticity.core import reinit_units_
 from rl_plasticity.plasticity.init import check_init, weight_bound
 from rl_plasticity.plasticity.layers import HiddenLayer
@@ -78,53 +77,6 @@ from rl_plasticity.validate import check_bool, check_choice, check_int, check_nu
 
 #: Initial distributions CBP can re-draw incoming weights from (see ``init.weight_bound``).
 CBP_INITS = init_names("unit")
-
-
-@dataclass
-class UnitState:
-    """CBP's state of one hidden layer's units.
-
-    :param utility: running contribution utility u (not bias-corrected), one per unit
-    :param mean: running mean activation f (used only with mean correction)
-    :param age: steps since each unit was created
-    :param accumulated: fractional number of units owed to replacement: a float, or in a
-        population a 0-dim float64 view of the members' stack (``cbp_stacked``), updated in place
-        by the same float64 arithmetic
-    :param bound: half-width of the incoming weights' initial distribution
-    :param replaced_total: units replaced so far
-    """
-
-    utility: torch.Tensor
-    mean: torch.Tensor
-    age: torch.Tensor
-    accumulated: float | torch.Tensor
-    bound: float
-    replaced_total: int = 0
-    #: groups [age, count] of units not yet older than the maturity threshold, oldest first: the
-    #: number of eligible units is known without a tensor reduction on every step. None when the
-    #: ages were set or advanced elsewhere (a loaded state, a population's steps): counted from
-    #: :attr:`age` at the next step
-    young: list[list[int]] | None = field(default_factory=list)
-
-    def age_and_count_eligible(self, maturity_threshold: int) -> int:
-        """Age the young units by this step; return the units older than ``maturity_threshold``.
-
-        :param maturity_threshold: m
-        :return: the number of eligible units
-        """
-        if self.young is None:
-            self.recount_young(maturity_threshold)  # from ages that already count this step
-        else:
-            for group in self.young:
-                group[0] += 1
-        while self.young and self.young[0][0] > maturity_threshold:
-            self.young.pop(0)
-        return len(self.age) - sum(count for _, count in self.young)
-
-    def recount_young(self, maturity_threshold: int) -> None:
-        """Rebuild :attr:`young` from :attr:`age` (after loading a state)."""
-        ages, counts = torch.unique(self.age[self.age <= maturity_threshold], return_counts=True)
-        self.young = [[int(a), int(c)] for a, c in sorted(zip(ages, counts, strict=True))][::-1]
 
 
 _NONE = torch.empty(0, dtype=torch.long)
@@ -306,7 +258,7 @@ class CBP(Method):
         """
         first = methods[0]
         eta = first.decay_rate
-        kept = stacked_units(methods, stacks)
+        kept = stacked_units(first, [m.units for m in methods], stacks)
         with torch.no_grad():
             active = []
             for index, (layer, units) in enumerate(zip(first.layers, kept, strict=True)):

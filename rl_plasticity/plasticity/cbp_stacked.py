@@ -1,4 +1,5 @@
-"""Continual backprop's bookkeeping for P members on stacks (the population form of ``cbp.CBP``).
+"""Continual backprop's per-layer unit state (:class:`UnitState`), and its bookkeeping for P
+members on stacks (the population form of ``cbp.CBP``).
 
 ``CBP.stacked_after_step`` keeps every member's per-layer state as slices of (P, units) stacks
 (utility, age, mean) and of a (P,) float64 stack (the accumulated count of units owed), and runs
@@ -17,15 +18,59 @@ set to None, and the member's next step of its own counts them from its ages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import torch
 
+from rl_plasticity.plasticity.protocol import Method
 from rl_plasticity.plasticity.stacked import MemberStacks, shared_stack
 
-if TYPE_CHECKING:
-    from rl_plasticity.plasticity.cbp import CBP, UnitState
+
+@dataclass
+class UnitState:
+    """CBP's state of one hidden layer's units.
+
+    :param utility: running contribution utility u (not bias-corrected), one per unit
+    :param mean: running mean activation f (used only with mean correction)
+    :param age: steps since each unit was created
+    :param accumulated: fractional number of units owed to replacement: a float, or in a
+        population a 0-dim float64 view of the members' stack (:func:`stacked_units`), updated
+        in place by the same float64 arithmetic
+    :param bound: half-width of the incoming weights' initial distribution
+    :param replaced_total: units replaced so far
+    """
+
+    utility: torch.Tensor
+    mean: torch.Tensor
+    age: torch.Tensor
+    accumulated: float | torch.Tensor
+    bound: float
+    replaced_total: int = 0
+    #: groups [age, count] of units not yet older than the maturity threshold, oldest first: the
+    #: number of eligible units is known without a tensor reduction on every step. None when the
+    #: ages were set or advanced elsewhere (a loaded state, a population's steps): counted from
+    #: :attr:`age` at the next step
+    young: list[list[int]] | None = field(default_factory=list)
+
+    def age_and_count_eligible(self, maturity_threshold: int) -> int:
+        """Age the young units by this step; return the units older than ``maturity_threshold``.
+
+        :param maturity_threshold: m
+        :return: the number of eligible units
+        """
+        if self.young is None:
+            self.recount_young(maturity_threshold)  # from ages that already count this step
+        else:
+            for group in self.young:
+                group[0] += 1
+        while self.young and self.young[0][0] > maturity_threshold:
+            self.young.pop(0)
+        return len(self.age) - sum(count for _, count in self.young)
+
+    def recount_young(self, maturity_threshold: int) -> None:
+        """Rebuild :attr:`young` from :attr:`age` (after loading a state)."""
+        ages, counts = torch.unique(self.age[self.age <= maturity_threshold], return_counts=True)
+        self.young = [[int(a), int(c)] for a, c in sorted(zip(ages, counts, strict=True))][::-1]
 
 #: UnitState fields a population keeps as slices of stacks
 _STACKED = ("utility", "age", "mean", "accumulated")
@@ -47,18 +92,20 @@ class StackedUnits:
     accumulated: torch.Tensor
 
 
-def stacked_units(methods: Sequence[CBP], stacks: MemberStacks) -> list[StackedUnits]:
+def stacked_units(
+    first: Method, units: Sequence[Sequence[UnitState]], stacks: MemberStacks
+) -> list[StackedUnits]:
     """Per hidden layer, the members' CBP state as stacks: made on the group's first step on
     ``stacks`` (the members' states then hold views of them) and kept in ``stacks.group_state``.
 
-    :param methods: member k's CBP at index k
+    :param first: member 0's CBP (the group's key in ``stacks.group_state``)
+    :param units: member k's per-layer states (``CBP.units``) at index k
     :param stacks: the members' stacks
     :return: one :class:`StackedUnits` per hidden layer
     """
-    first = methods[0]
     kept = stacks.group_state.get(first)
     if kept is None:
-        kept = [_stack_layer([m.units[i] for m in methods]) for i in range(len(first.units))]
+        kept = [_stack_layer([member[i] for member in units]) for i in range(len(units[0]))]
         stacks.group_state[first] = kept
     return kept
 
