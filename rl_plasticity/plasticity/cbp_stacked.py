@@ -72,6 +72,7 @@ class UnitState:
         ages, counts = torch.unique(self.age[self.age <= maturity_threshold], return_counts=True)
         self.young = [[int(a), int(c)] for a, c in sorted(zip(ages, counts, strict=True))][::-1]
 
+
 #: UnitState fields a population keeps as slices of stacks
 _STACKED = ("utility", "age", "mean", "accumulated")
 
