@@ -151,8 +151,8 @@ def default_populations(tasks: list[RunTask], jobs: int) -> list[PopulationTask]
     and agent as keep ``jobs`` processes busy; every other run its own process.
 
     A population is faster per core than its members run one by one (BENCHMARKS.md, "One engine
-    core": 1.97x for the friction study's agent with CBP and metrics), but it is one process: with
-    G (env, agent) pairs of S seeds on J cores, each pair's seeds are split into
+    core": 1.8-2.0x for the friction study's agent with CBP and metrics), but it is one process:
+    with G (env, agent) pairs of S seeds on J cores, each pair's seeds are split into
     ``min(S, ceil(J / G))`` populations of equal size (rounded up), so a sweep of one agent still
     uses every core. Agents of other algorithms (SB3's PPO, SAC, ...) cannot form populations.
 
@@ -161,7 +161,8 @@ def default_populations(tasks: list[RunTask], jobs: int) -> list[PopulationTask]
     :return: the processes to run, populations first, in grid order
     """
     grouped = [t for t in tasks if t.args is not None and t.args.agent.algorithm == "FastPPO"]
-    alone = [PopulationTask(t.command, t.log, (t,)) for t in tasks if t not in grouped]
+    chosen = {id(t) for t in grouped}
+    alone = [PopulationTask(t.command, t.log, (t,)) for t in tasks if id(t) not in chosen]
     pairs = {(t.args.env.name, t.args.agent.name) for t in grouped}
     if not pairs:
         return alone
