@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -56,6 +57,30 @@ sample = "log-uniform"
 low = 0.1
 high = 2.0
 """
+
+
+def assert_same_nested(
+    ours: Any, theirs: Any, where: str = "state", rounding: bool = False
+) -> None:
+    """Equal nested states (dicts, lists, tuples, tensors, numbers): to the bit, or with
+    ``rounding`` float tensors within float rounding (atol 1e-5, rtol 1e-4) and floats within
+    1e-9, everything else exactly. ``where`` names the first difference."""
+    if isinstance(theirs, dict):
+        assert set(ours) == set(theirs), where
+        for key in theirs:
+            assert_same_nested(ours[key], theirs[key], f"{where}[{key!r}]", rounding)
+    elif isinstance(theirs, (list, tuple)):
+        assert len(ours) == len(theirs), where
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            assert_same_nested(a, b, f"{where}[{i}]", rounding)
+    elif rounding and torch.is_tensor(theirs) and theirs.is_floating_point():
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4, msg=where)
+    elif torch.is_tensor(theirs):
+        assert torch.equal(ours, theirs), where
+    elif rounding and isinstance(theirs, float):
+        assert ours == pytest.approx(theirs, abs=1e-9), where
+    else:
+        assert ours == theirs, where
 
 
 def write_spec(folder: Path, name: str, text: str) -> Path:

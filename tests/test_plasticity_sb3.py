@@ -15,6 +15,7 @@ from rl_plasticity.plasticity.optimizers import OPTIMIZERS, ShrinkPerturbAdam
 from rl_plasticity.plasticity.registry import registered_methods
 from rl_plasticity.sb3.callbacks import MethodCallback
 from rl_plasticity.sb3.networks import network_groups
+from tests.conftest import assert_same_nested
 
 torch.set_num_threads(1)
 
@@ -219,22 +220,6 @@ def test_save_load_continue_equals_uninterrupted(tmp_path):
         assert torch.equal(value, resumed[key]), key
 
 
-def _assert_same(saved, loaded, where="state"):
-    """Equal to the bit, through nested dicts, lists and tensors."""
-    if isinstance(saved, torch.Tensor):
-        assert torch.equal(saved, loaded), where
-    elif isinstance(saved, dict):
-        assert saved.keys() == loaded.keys(), where
-        for key in saved:
-            _assert_same(saved[key], loaded[key], f"{where}[{key!r}]")
-    elif isinstance(saved, (list, tuple)):
-        assert len(saved) == len(loaded), where
-        for i, (a, b) in enumerate(zip(saved, loaded, strict=True)):
-            _assert_same(a, b, f"{where}[{i}]")
-    else:
-        assert saved == loaded, where
-
-
 class StatesAtStart(BaseCallback):
     """Records the other callbacks' states once they have attached (after them in the list)."""
 
@@ -281,7 +266,7 @@ def test_sb3_save_and_load_carry_the_method_and_metrics_state(tmp_path):
     probe = StatesAtStart(fresh_cbp, fresh_metrics)
     resumed = second_half(loaded, fresh_cbp, fresh_metrics, probe)
 
-    _assert_same(saved, probe.states)
+    assert_same_nested(probe.states, saved)
     assert resumed[1] == uninterrupted[1] and resumed[2] == uninterrupted[2]
     assert sum(resumed[1].values()) > first_half  # it went on replacing units
     for key, value in uninterrupted[0].items():

@@ -6,8 +6,6 @@ a population form makes the update run per member, and says so."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 import pytest
 import torch
@@ -16,6 +14,7 @@ from rl_plasticity.metrics.callback import PlasticityMetrics
 from rl_plasticity.sb3.callbacks import MethodCallback
 from rl_plasticity.sb3.fast_ppo import FastPPO
 from rl_plasticity.sb3.population_ppo import PopulationPPO
+from tests.conftest import assert_same_nested
 
 SETTINGS = dict(n_steps=64, batch_size=16, n_epochs=2, max_grad_norm=0.5)
 SEEDS = (3, 4)
@@ -51,26 +50,6 @@ def grad_norms(model: FastPPO, metrics: PlasticityMetrics) -> list[torch.Tensor]
     return [norms[id(p)] for p in model.policy.parameters()]
 
 
-def assert_same_state(ours: Any, theirs: Any, path: str = "") -> None:
-    """Equal nested method states: float tensors within rounding, everything else exactly."""
-    if isinstance(theirs, dict):
-        assert set(ours) == set(theirs), path
-        for key in theirs:
-            assert_same_state(ours[key], theirs[key], f"{path}/{key}")
-    elif isinstance(theirs, (list, tuple)):
-        assert len(ours) == len(theirs), path
-        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-            assert_same_state(a, b, f"{path}/{i}")
-    elif torch.is_tensor(theirs) and theirs.is_floating_point():
-        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4, msg=path)
-    elif torch.is_tensor(theirs):
-        assert torch.equal(ours, theirs), path
-    elif isinstance(theirs, float):
-        assert ours == pytest.approx(theirs, abs=1e-9), path
-    else:
-        assert ours == theirs, path
-
-
 @pytest.mark.filterwarnings("ignore:Reset acts when the environment changes")
 @pytest.mark.parametrize("name", list(METHODS))
 def test_a_member_after_one_batched_update_equals_its_single_run(name):
@@ -101,7 +80,7 @@ def test_a_member_after_one_batched_update_equals_its_single_run(name):
         )
         assert ours[-1].n_measurements == theirs[-1].n_measurements == 1  # at the rollout end
         if method is not None:
-            assert_same_state(ours[0].state_dict(), theirs[0].state_dict())
+            assert_same_nested(ours[0].state_dict(), theirs[0].state_dict(), rounding=True)
     if name == "cbp":  # the update replaced units, so the discrete events were compared too
         layers = member_callbacks[0][0].state_dict()["cores"]["policy"]["layers"]
         assert sum(layer["replaced_total"] for layer in layers.values()) > 0
