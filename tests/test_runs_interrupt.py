@@ -252,3 +252,42 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, t
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     resumed = train(tiny_env, agent, 0, 1536, root=tmp_path / "runs", resume=True)
     assert resumed.status == "done"
+
+
+@pytest.mark.parametrize("how", ["single run", "population", "one after another"])
+def test_a_signal_while_the_final_model_is_saved_lets_the_run_finish(
+    tmp_path, tiny_env, monkeypatch, how
+):
+    """Ctrl-C as training ends (a sweep passes it on to every run): the first signal is noted,
+    not raised inside torch.save, so the final model and checkpoint are written whole and the
+    run is done, not failed with no checkpoint (a single run, a population's members, and seeds
+    that cannot form a population trained in turn)."""
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    from rl_plasticity.experiment.population import train_seeds
+
+    text = TINY_PPO.replace("checkpoint_every = 1024", "")
+    if how != "one after another":
+        text = text.replace('algorithm = "PPO"', 'algorithm = "FastPPO"')
+    agent = write_spec(tmp_path, "tiny", text)
+    save = BaseAlgorithm.save
+    sent = []
+
+    def save_with_a_signal(self, path, *args, **kwargs):
+        if Path(path).name == "final_model.zip" and not sent:
+            sent.append(path)
+            os.kill(os.getpid(), signal.SIGINT)
+        return save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(BaseAlgorithm, "save", save_with_a_signal)
+    root = tmp_path / "runs"
+    if how == "single run":
+        results = [train(tiny_env, agent, 0, 512, root=root)]
+    else:
+        results = train_seeds(tiny_env, agent, [0, 1], 512, root=root)
+    assert sent
+    for result in results:
+        assert result.status == "done"
+        assert read_status(result.path)["status"] == "done"
+        PPO.load(result.path / "final_model.zip")
+        assert checkpoints(result.path / "checkpoints")

@@ -136,10 +136,10 @@ def _train_members(
             state.install()
             try:
                 reason_k = learn(run, model, callbacks)
+                with stop_on_signals(callbacks.checkpointer):  # a first signal: noted, not raised
+                    outcomes[id(run)] = finish(run, model, vec_env, callbacks, reason_k)
             except KeyboardInterrupt:
                 outcomes[id(run)] = stopped_at_once(run, vec_env, callbacks.checkpointer)
-                continue
-            outcomes[id(run)] = finish(run, model, vec_env, callbacks, reason_k)
         return outcomes
     population = PopulationPPO(members, states)
     try:
@@ -159,14 +159,21 @@ def _train_members(
             model.logger.close()
     say(f"{len(runs)} seeds trained in one process; updates {population.update_mode}")
     outcomes = {}
-    for k, (run, model, callbacks, vec_env) in enumerate(
-        zip(runs, members, parts, envs, strict=True)
-    ):
-        reason = _member_failure(run, model, callbacks, population.errors.get(k))
-        # The final checkpoint saves the global random states: the member's.
-        outcomes[id(run)] = population.as_member(
-            k, partial(finish, run, model, vec_env, callbacks, reason)
-        )
+    items = list(enumerate(zip(runs, members, parts, envs, strict=True)))
+    try:
+        # A first signal while the final models and checkpoints are written is noted, not
+        # raised mid-save: the runs are ending anyway.
+        with stop_on_signals(*checkpointers):
+            for k, (run, model, callbacks, vec_env) in items:
+                reason = _member_failure(run, model, callbacks, population.errors.get(k))
+                # The final checkpoint saves the global random states: the member's.
+                outcomes[id(run)] = population.as_member(
+                    k, partial(finish, run, model, vec_env, callbacks, reason)
+                )
+    except KeyboardInterrupt:  # a second signal: the members not yet finished stop now
+        for _, (run, _, callbacks, vec_env) in items:
+            if id(run) not in outcomes:
+                outcomes[id(run)] = stopped_at_once(run, vec_env, callbacks.checkpointer)
     return outcomes
 
 

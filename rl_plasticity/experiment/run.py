@@ -137,9 +137,12 @@ def train(
         restore(model, vec_env, run.checkpoint, run.state, parts.method, run.path)
     try:
         reason = learn(run, model, parts)
+        # A first signal while the final model and checkpoint are written is noted, not raised
+        # mid-save: the run is ending anyway.
+        with stop_on_signals(parts.checkpointer):
+            return finish(run, model, vec_env, parts, reason)
     except KeyboardInterrupt:  # a second signal: stop now, the last checkpoint stays
         return stopped_at_once(run, vec_env, parts.checkpointer)
-    return finish(run, model, vec_env, parts, reason)
 
 
 def open_run_dir(
